@@ -1,0 +1,259 @@
+//! Configuration: one TOML file, read in two phases.
+//!
+//! [`raw`] mirrors the file and rejects unknown keys; [`validate`] resolves `${ENV}`
+//! secrets, checks every cross-reference and default, and produces a [`Config`] whose
+//! values can be trusted by the rest of the gateway. Every problem is reported with
+//! the path of the value that caused it, all at once, so `switchyard check` can list
+//! them together.
+
+mod raw;
+mod secret;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+pub use secret::{interpolate, EnvLookup};
+
+use crate::ledger::PriceRow;
+
+/// The built-in quickstart configuration `switchyard serve` uses without `--config`.
+pub const QUICKSTART_TOML: &str = include_str!("../../examples/quickstart.toml");
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub ledger: LedgerConfig,
+    /// Client keys by id; empty means the gateway accepts any caller as `anonymous`.
+    pub keys: Vec<ClientKey>,
+    pub providers: BTreeMap<String, Arc<ProviderConfig>>,
+    pub routes: BTreeMap<String, Arc<RouteConfig>>,
+    /// Price rows that add to or override the built-in catalog.
+    pub prices: Vec<PriceRow>,
+    /// Things that are allowed but probably unintended.
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub max_body_bytes: usize,
+    pub drain_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct LedgerConfig {
+    pub url: String,
+    pub batch_size: usize,
+    pub flush_interval: Duration,
+}
+
+/// A client key: only the SHA-256 of the secret is kept.
+#[derive(Clone)]
+pub struct ClientKey {
+    pub id: String,
+    pub secret_sha256: [u8; 32],
+}
+
+impl fmt::Debug for ClientKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientKey").field("id", &self.id).finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ProviderConfig {
+    pub name: String,
+    pub settings: ProviderSettings,
+    pub topology: Topology,
+    /// The price-catalog provider id its models are priced under.
+    pub catalog: String,
+    pub connect_timeout: Duration,
+}
+
+impl ProviderConfig {
+    pub fn kind(&self) -> &'static str {
+        self.settings.kind()
+    }
+}
+
+/// Kind-specific settings, secrets already resolved.
+#[derive(Debug, Clone)]
+pub enum ProviderSettings {
+    OpenAi { base_url: String, api_key: SecretString, headers: Vec<(String, SecretString)> },
+    AzureOpenAi { endpoint: String, api_version: String, api_key: SecretString, headers: Vec<(String, SecretString)> },
+    OpenAiCompatible { base_url: String, api_key: Option<SecretString>, headers: Vec<(String, SecretString)> },
+    Sim(SimSettings),
+}
+
+impl ProviderSettings {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ProviderSettings::OpenAi { .. } => "openai",
+            ProviderSettings::AzureOpenAi { .. } => "azure-openai",
+            ProviderSettings::OpenAiCompatible { .. } => "openai-compatible",
+            ProviderSettings::Sim(_) => "sim",
+        }
+    }
+}
+
+/// The built-in simulator's behaviour.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimSettings {
+    pub time_to_first_token: Duration,
+    pub tokens_per_second: f64,
+    pub failure_rate: f64,
+    pub failure_kind: SimFailure,
+    pub retry_after: Duration,
+    pub output_tokens: u32,
+    pub seed: Option<u64>,
+}
+
+/// How a simulated failure shows itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SimFailure {
+    ServerError,
+    RateLimited,
+    ConnectionReset,
+    Stall,
+}
+
+impl SimFailure {
+    pub const NAMES: [&'static str; 4] = ["5xx", "429", "reset", "stall"];
+}
+
+/// What a provider depends on, for routing constraints and risk reports.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Topology {
+    pub vendor: Option<String>,
+    pub operator: Option<String>,
+    pub cloud: Option<String>,
+    pub region: Option<String>,
+    pub accelerator: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RouteConfig {
+    pub name: String,
+    pub description: Option<String>,
+    pub targets: Vec<TargetConfig>,
+    pub retry: RetryPolicy,
+    pub timeouts: RouteTimeouts,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetConfig {
+    pub provider: String,
+    pub model: String,
+    pub priced_as: Option<String>,
+}
+
+impl TargetConfig {
+    /// The target's name in logs, metrics and the ledger: `provider/model`.
+    pub fn label(&self) -> String {
+        format!("{}/{}", self.provider, self.model)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Retries on the same target after its first attempt.
+    pub retries: u32,
+    pub backoff: Duration,
+    pub max_backoff: Duration,
+    /// A `retry-after` longer than this skips to the next target instead of waiting.
+    pub max_retry_after: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteTimeouts {
+    /// One attempt, from sending the request to the end of a non-streamed answer.
+    pub attempt: Duration,
+    /// From sending a streamed request to its first content event.
+    pub first_token: Duration,
+    /// Longest silence between two events of a stream once it has started.
+    pub stream_idle: Duration,
+    /// The whole request, every attempt and backoff included.
+    pub total: Duration,
+}
+
+/// One problem in a configuration, with the path of the value at fault.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub path: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError { path: path.into(), message: message.into() }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+/// Every problem found in a configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+impl Config {
+    /// Parses and validates a TOML configuration, resolving `${ENV}` through `env`.
+    pub fn from_toml(text: &str, env: EnvLookup<'_>) -> Result<Config, ConfigErrors> {
+        let raw: raw::RawConfig = toml::from_str(text).map_err(|e| ConfigErrors(vec![toml_error(text, &e)]))?;
+        validate::validate(raw, env)
+    }
+
+    /// Reads a configuration file, resolving `${ENV}` from the process environment.
+    pub fn load(path: &std::path::Path) -> Result<Config, ConfigErrors> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigErrors(vec![ConfigError::new("", format!("cannot read {}: {e}", path.display()))]))?;
+        Config::from_toml(&text, &|name| std::env::var(name).ok())
+    }
+
+    /// The built-in quickstart configuration.
+    pub fn quickstart() -> Result<Config, ConfigErrors> {
+        Config::from_toml(QUICKSTART_TOML, &|name| std::env::var(name).ok())
+    }
+}
+
+/// Turns a TOML syntax or type error into a message with line and column.
+fn toml_error(text: &str, err: &toml::de::Error) -> ConfigError {
+    let message = err.message().to_owned();
+    match err.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            ConfigError::new(format!("line {line}, column {column}"), message)
+        }
+        None => ConfigError::new("", message),
+    }
+}

@@ -1,0 +1,350 @@
+//! From [`RawConfig`] to [`Config`]: defaults, secrets, cross-references, and an error
+//! for every problem, each named by the path of the value at fault.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use super::raw::{RawConfig, RawPrice, RawProvider, RawRoute, RawSim, RawTopology};
+use super::secret::{interpolate, secret, EnvLookup};
+use super::*;
+use crate::ledger::PriceRow;
+
+const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+const DEFAULT_MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+const DEFAULT_LEDGER_URL: &str = "sqlite://switchyard.db";
+
+/// Provider kinds this build can talk to.
+const KINDS: [&str; 4] = ["openai", "azure-openai", "openai-compatible", "sim"];
+/// Kinds in the design that this build does not have yet, so `check` can say so plainly.
+const PLANNED_KINDS: [&str; 4] = ["anthropic", "bedrock", "vertex", "gemini"];
+
+/// Collects errors so that one pass reports all of them.
+#[derive(Default)]
+struct Problems(Vec<ConfigError>);
+
+impl Problems {
+    fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(ConfigError::new(path, message));
+    }
+
+    /// Keeps the value, or records the error and returns `None`.
+    fn take<T>(&mut self, result: Result<T, ConfigError>) -> Option<T> {
+        result.map_err(|e| self.0.push(e)).ok()
+    }
+}
+
+pub fn validate(raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, ConfigErrors> {
+    let mut problems = Problems::default();
+    let mut warnings = Vec::new();
+
+    let server = server(&raw, &mut problems);
+    let ledger = ledger(&raw, env, &mut problems);
+    let keys = raw
+        .keys
+        .iter()
+        .filter_map(|(id, key)| {
+            let secret = problems.take(interpolate(&format!("keys.{id}.secret"), &key.secret, env))?;
+            if secret.len() < 16 {
+                problems.push(format!("keys.{id}.secret"), "must be at least 16 characters");
+            }
+            Some(ClientKey { id: id.clone(), secret_sha256: Sha256::digest(secret.as_bytes()).into() })
+        })
+        .collect();
+
+    let providers: BTreeMap<String, Arc<ProviderConfig>> = raw
+        .providers
+        .iter()
+        .filter_map(|(name, p)| provider(name, p, env, &mut problems).map(|p| (name.clone(), Arc::new(p))))
+        .collect();
+    let provider_names: Vec<&str> = raw.providers.keys().map(String::as_str).collect();
+
+    let mut routes = BTreeMap::new();
+    for (name, route) in &raw.routes {
+        if let Some(route) = route_config(name, route, &provider_names, &mut problems) {
+            if route.targets.len() == 1 {
+                warnings.push(format!("routes.{name}: has a single target, so it has no failover"));
+            }
+            routes.insert(name.clone(), Arc::new(route));
+        }
+    }
+    if routes.is_empty() && problems.0.is_empty() {
+        problems.push("routes", "no routes are defined: clients would have nothing to call");
+    }
+
+    let prices = raw.prices.iter().enumerate().filter_map(|(i, p)| price(i, p, &mut problems)).collect();
+
+    if problems.0.is_empty() {
+        Ok(Config { server, ledger, keys, providers, routes, prices, warnings })
+    } else {
+        Err(ConfigErrors(problems.0))
+    }
+}
+
+fn server(raw: &RawConfig, problems: &mut Problems) -> ServerConfig {
+    let listen_text = raw.server.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
+    let listen = listen_text.parse::<SocketAddr>().unwrap_or_else(|_| {
+        problems.push("server.listen", format!("\"{listen_text}\" is not an address like 127.0.0.1:8080"));
+        SocketAddr::from(([127, 0, 0, 1], 8080))
+    });
+    let max_body_bytes = raw.server.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES);
+    if max_body_bytes < 1024 {
+        problems.push("server.max_body_bytes", "must be at least 1024");
+    }
+    ServerConfig { listen, max_body_bytes, drain_timeout: raw.server.drain_timeout.unwrap_or(Duration::from_secs(30)) }
+}
+
+fn ledger(raw: &RawConfig, env: EnvLookup<'_>, problems: &mut Problems) -> LedgerConfig {
+    let url = raw.ledger.url.as_deref().unwrap_or(DEFAULT_LEDGER_URL);
+    let url = problems.take(interpolate("ledger.url", url, env)).unwrap_or_default();
+    if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        problems.push("ledger.url", "must start with sqlite: or postgres://");
+    }
+    let batch_size = raw.ledger.batch_size.unwrap_or(256);
+    if batch_size == 0 {
+        problems.push("ledger.batch_size", "must be at least 1");
+    }
+    LedgerConfig { url, batch_size, flush_interval: raw.ledger.flush_interval.unwrap_or(Duration::from_millis(200)) }
+}
+
+fn provider(name: &str, raw: &RawProvider, env: EnvLookup<'_>, problems: &mut Problems) -> Option<ProviderConfig> {
+    let path = format!("providers.{name}");
+    let errors_before = problems.0.len();
+    let headers: Vec<(String, SecretString)> = raw
+        .headers
+        .iter()
+        .filter_map(|(h, v)| problems.take(secret(&format!("{path}.headers.{h}"), v, env)).map(|v| (h.clone(), v)))
+        .collect();
+    let required = |problems: &mut Problems, field: &str, value: &Option<String>| -> Option<String> {
+        match value {
+            Some(v) => problems.take(interpolate(&format!("{path}.{field}"), v, env)),
+            None => {
+                problems.push(format!("{path}.{field}"), format!("is required for kind \"{}\"", raw.kind));
+                None
+            }
+        }
+    };
+    let required_secret = |problems: &mut Problems, field: &str, value: &Option<String>| -> Option<SecretString> {
+        match value {
+            Some(v) => problems.take(secret(&format!("{path}.{field}"), v, env)),
+            None => {
+                problems.push(format!("{path}.{field}"), format!("is required for kind \"{}\"", raw.kind));
+                None
+            }
+        }
+    };
+    let only_for_sim = |problems: &mut Problems| {
+        if raw.sim.is_some() {
+            problems.push(format!("{path}.sim"), "is only allowed for kind \"sim\"");
+        }
+    };
+
+    let settings = match raw.kind.as_str() {
+        "openai" => {
+            only_for_sim(problems);
+            let base_url = match &raw.base_url {
+                Some(url) => problems.take(interpolate(&format!("{path}.base_url"), url, env)),
+                None => Some("https://api.openai.com/v1".to_owned()),
+            };
+            let api_key = required_secret(problems, "api_key", &raw.api_key);
+            ProviderSettings::OpenAi { base_url: base_url?, api_key: api_key?, headers }
+        }
+        "azure-openai" => {
+            only_for_sim(problems);
+            let endpoint = required(problems, "endpoint", &raw.endpoint);
+            let api_version = required(problems, "api_version", &raw.api_version);
+            let api_key = required_secret(problems, "api_key", &raw.api_key);
+            ProviderSettings::AzureOpenAi { endpoint: endpoint?, api_version: api_version?, api_key: api_key?, headers }
+        }
+        "openai-compatible" => {
+            only_for_sim(problems);
+            let base_url = required(problems, "base_url", &raw.base_url);
+            let api_key = raw.api_key.as_ref().and_then(|k| problems.take(secret(&format!("{path}.api_key"), k, env)));
+            ProviderSettings::OpenAiCompatible { base_url: base_url?, api_key, headers }
+        }
+        "sim" => ProviderSettings::Sim(sim(&path, raw.sim.as_ref(), problems)?),
+        other => {
+            let message = if PLANNED_KINDS.contains(&other) {
+                format!("provider kind \"{other}\" is not available in this build yet (available: {})", KINDS.join(", "))
+            } else {
+                format!("unknown provider kind \"{other}\"{} (known: {})", did_you_mean(other, &KINDS), KINDS.join(", "))
+            };
+            problems.push(format!("{path}.kind"), message);
+            return None;
+        }
+    };
+    for (field, url) in [("base_url", &raw.base_url), ("endpoint", &raw.endpoint)] {
+        if let Some(url) = url {
+            if !url.starts_with("http://") && !url.starts_with("https://") && !url.starts_with("${") {
+                problems.push(format!("{path}.{field}"), format!("\"{url}\" must start with http:// or https://"));
+            }
+        }
+    }
+    if problems.0.len() > errors_before {
+        return None;
+    }
+    let catalog = raw.catalog.clone().unwrap_or_else(|| settings.kind().to_owned());
+    Some(ProviderConfig {
+        name: name.to_owned(),
+        topology: topology(&raw.topology),
+        catalog,
+        connect_timeout: raw.connect_timeout.unwrap_or(Duration::from_secs(5)),
+        settings,
+    })
+}
+
+fn sim(path: &str, raw: Option<&RawSim>, problems: &mut Problems) -> Option<SimSettings> {
+    let default = RawSim::default();
+    let raw = raw.unwrap_or(&default);
+    let failure_rate = raw.failure_rate.unwrap_or(0.0);
+    if !(0.0..=1.0).contains(&failure_rate) {
+        problems.push(format!("{path}.sim.failure_rate"), "must be between 0 and 1");
+    }
+    let tokens_per_second = raw.tokens_per_second.unwrap_or(200.0);
+    if !(tokens_per_second > 0.0 && tokens_per_second.is_finite()) {
+        problems.push(format!("{path}.sim.tokens_per_second"), "must be a positive number");
+    }
+    let failure_kind = match raw.failure_kind.as_deref().unwrap_or("5xx") {
+        "5xx" => SimFailure::ServerError,
+        "429" => SimFailure::RateLimited,
+        "reset" => SimFailure::ConnectionReset,
+        "stall" => SimFailure::Stall,
+        other => {
+            problems.push(
+                format!("{path}.sim.failure_kind"),
+                format!("unknown failure kind \"{other}\"{} (known: {})", did_you_mean(other, &SimFailure::NAMES), SimFailure::NAMES.join(", ")),
+            );
+            return None;
+        }
+    };
+    Some(SimSettings {
+        time_to_first_token: raw.time_to_first_token.unwrap_or(Duration::from_millis(150)),
+        tokens_per_second,
+        failure_rate,
+        failure_kind,
+        retry_after: raw.retry_after.unwrap_or(Duration::from_secs(1)),
+        output_tokens: raw.output_tokens.unwrap_or(24),
+        seed: raw.seed,
+    })
+}
+
+fn topology(raw: &RawTopology) -> Topology {
+    Topology {
+        vendor: raw.vendor.clone(),
+        operator: raw.operator.clone(),
+        cloud: raw.cloud.clone(),
+        region: raw.region.clone(),
+        accelerator: raw.accelerator.clone(),
+    }
+}
+
+fn route_config(name: &str, raw: &RawRoute, providers: &[&str], problems: &mut Problems) -> Option<RouteConfig> {
+    let path = format!("routes.{name}");
+    let errors_before = problems.0.len();
+    if raw.targets.is_empty() {
+        problems.push(format!("{path}.targets"), "needs at least one target");
+    }
+    for (i, target) in raw.targets.iter().enumerate() {
+        if !providers.contains(&target.provider.as_str()) {
+            problems.push(
+                format!("{path}.targets[{i}].provider"),
+                format!("no provider named \"{}\"{}", target.provider, did_you_mean(&target.provider, providers)),
+            );
+        }
+        if target.model.trim().is_empty() {
+            problems.push(format!("{path}.targets[{i}].model"), "is empty");
+        }
+    }
+    let retry = RetryPolicy {
+        retries: raw.retries.unwrap_or(2),
+        backoff: raw.backoff.unwrap_or(Duration::from_millis(100)),
+        max_backoff: raw.max_backoff.unwrap_or(Duration::from_secs(2)),
+        max_retry_after: raw.max_retry_after.unwrap_or(Duration::from_secs(10)),
+    };
+    if retry.retries > 10 {
+        problems.push(format!("{path}.retries"), "must be at most 10");
+    }
+    if retry.max_backoff < retry.backoff {
+        problems.push(format!("{path}.max_backoff"), "must not be shorter than backoff");
+    }
+    let timeouts = RouteTimeouts {
+        attempt: raw.attempt_timeout.unwrap_or(Duration::from_secs(120)),
+        first_token: raw.first_token_timeout.unwrap_or(Duration::from_secs(30)),
+        stream_idle: raw.stream_idle_timeout.unwrap_or(Duration::from_secs(60)),
+        total: raw.total_timeout.unwrap_or(Duration::from_secs(300)),
+    };
+    for (field, value) in [
+        ("attempt_timeout", timeouts.attempt),
+        ("first_token_timeout", timeouts.first_token),
+        ("stream_idle_timeout", timeouts.stream_idle),
+        ("total_timeout", timeouts.total),
+    ] {
+        if value.is_zero() {
+            problems.push(format!("{path}.{field}"), "must be longer than zero");
+        }
+    }
+    if problems.0.len() > errors_before {
+        return None;
+    }
+    Some(RouteConfig {
+        name: name.to_owned(),
+        description: raw.description.clone(),
+        targets: raw
+            .targets
+            .iter()
+            .map(|t| TargetConfig { provider: t.provider.clone(), model: t.model.clone(), priced_as: t.priced_as.clone() })
+            .collect(),
+        retry,
+        timeouts,
+    })
+}
+
+fn price(index: usize, raw: &RawPrice, problems: &mut Problems) -> Option<PriceRow> {
+    let path = format!("prices[{index}]");
+    let effective_from = match chrono::NaiveDate::parse_from_str(&raw.effective_from, "%Y-%m-%d") {
+        Ok(d) => d,
+        Err(_) => {
+            problems.push(format!("{path}.effective_from"), format!("\"{}\" is not a date like 2026-01-31", raw.effective_from));
+            return None;
+        }
+    };
+    let prices = [
+        ("input_per_mtok", Some(raw.input_per_mtok)),
+        ("output_per_mtok", Some(raw.output_per_mtok)),
+        ("cache_read_per_mtok", raw.cache_read_per_mtok),
+        ("cache_write_per_mtok", raw.cache_write_per_mtok),
+    ];
+    let mut ok = true;
+    for (field, value) in prices {
+        if let Some(v) = value {
+            if !(v >= 0.0 && v.is_finite()) {
+                problems.push(format!("{path}.{field}"), "must be a non-negative number");
+                ok = false;
+            }
+        }
+    }
+    ok.then(|| PriceRow {
+        provider: raw.provider.clone(),
+        model: raw.model.clone(),
+        effective_from,
+        input_per_mtok: raw.input_per_mtok,
+        output_per_mtok: raw.output_per_mtok,
+        cache_read_per_mtok: raw.cache_read_per_mtok,
+        cache_write_per_mtok: raw.cache_write_per_mtok,
+        source: raw.source.clone().unwrap_or_else(|| "configuration".to_owned()),
+    })
+}
+
+/// ` (did you mean "x"?)` when a known name is close to `name`, else nothing.
+fn did_you_mean(name: &str, known: &[&str]) -> String {
+    known
+        .iter()
+        .map(|k| (strsim::jaro_winkler(name, k), *k))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, k)| format!(" (did you mean \"{k}\"?)"))
+        .unwrap_or_default()
+}

@@ -1,0 +1,37 @@
+//! Wire formats: one module per dialect, each converting between its wire types and the
+//! canonical types in both directions.
+//!
+//! A front door uses its dialect to decode requests and encode answers; a provider
+//! adapter uses its upstream's dialect the other way round. Dialects import only
+//! `canonical`, never providers, routing or HTTP plumbing.
+
+pub mod openai_chat;
+pub mod sse;
+
+use bytes::BytesMut;
+
+use crate::canonical::{ApiError, StreamEvent};
+
+/// Writes a streamed answer in a client's dialect. One per response stream.
+pub trait StreamEncoder: Send {
+    /// Encodes a canonical event.
+    fn event(&mut self, event: &StreamEvent, out: &mut BytesMut);
+    /// Forwards a payload the upstream sent in this same dialect, unchanged.
+    fn raw(&mut self, data: &str, out: &mut BytesMut);
+    /// Ends the stream with an error the client's SDK will raise.
+    fn error(&mut self, error: &ApiError, out: &mut BytesMut);
+}
+
+impl StreamEncoder for openai_chat::ChunkEncoder {
+    fn event(&mut self, event: &StreamEvent, out: &mut BytesMut) {
+        openai_chat::ChunkEncoder::event(self, event, out)
+    }
+
+    fn raw(&mut self, data: &str, out: &mut BytesMut) {
+        openai_chat::ChunkEncoder::raw(self, data, out)
+    }
+
+    fn error(&mut self, error: &ApiError, out: &mut BytesMut) {
+        openai_chat::ChunkEncoder::error(self, error, out)
+    }
+}

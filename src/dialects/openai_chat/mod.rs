@@ -1,0 +1,17 @@
+//! The OpenAI Chat Completions dialect (`POST /v1/chat/completions`).
+//!
+//! Reference: <https://platform.openai.com/docs/api-reference/chat>. Inbound types are
+//! lenient (unknown fields are kept in `extra` and survive to OpenAI-dialect upstreams);
+//! the same types serialize the exact outbound shape.
+
+mod error;
+mod request;
+mod response;
+mod stream;
+mod wire;
+
+pub use error::{error_body, parse_error_body, UpstreamErrorBody};
+pub use request::{decode_request, encode_request, EncodeOptions, MaxTokensField};
+pub use response::{decode_response, encode_response, finish_reason, stop_reason};
+pub use stream::{ChunkDecoder, ChunkEncoder};
+pub use wire::*;

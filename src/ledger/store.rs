@@ -1,0 +1,568 @@
+//! Where ledger rows live: SQLite (one file, the zero-setup default) or PostgreSQL
+//! (shared by many gateway nodes), behind one [`LedgerStore`].
+//!
+//! Both backends use the same schema (times as unix milliseconds, money as integer
+//! micro-dollars) and the same SQL; the only difference is the pool type, so every
+//! query is written once and expanded per backend by `on_backend!`. Inserts are
+//! idempotent (`ON CONFLICT DO NOTHING` on the request id and on the attempt's
+//! (request id, index)), which is what lets the writer retry a batch without billing
+//! anything twice. This module knows nothing about prices or about batching.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Row};
+
+use super::entry::{AttemptOutcome, AttemptRecord, LedgerEntry, Outcome, RequestRecord};
+use super::migrations::{self, Dialect};
+use super::report::{SpendGroupBy, SpendRow};
+use crate::canonical::Usage;
+
+/// How long a SQLite connection waits for a lock before giving up: the writer and
+/// report readers share the file, and WAL makes waits short but not impossible.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Rows per INSERT statement. Keeps bind parameters (23 per request row) well under
+/// SQLite's 32,766 and PostgreSQL's 65,535 limits whatever the writer's batch size.
+const ROWS_PER_STATEMENT: usize = 256;
+
+/// A failure to reach, migrate, write or read the ledger database.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The URL is neither `sqlite:` nor `postgres://`. Only the scheme is echoed,
+    /// because a PostgreSQL URL may carry a password.
+    #[error("unsupported ledger database URL scheme {scheme:?}: expected sqlite://PATH, sqlite::memory: or postgres://...")]
+    UnsupportedUrl { scheme: String },
+    #[error("cannot open the ledger database: {0}")]
+    Connect(#[source] sqlx::Error),
+    #[error("cannot migrate the ledger database: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("ledger database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A stored value cannot be turned back into a record (edited by hand, or
+    /// written by a newer version).
+    #[error("ledger row {id:?} is unreadable: {problem}")]
+    Corrupt { id: String, problem: String },
+}
+
+#[derive(Debug, Clone)]
+enum Backend {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs the same code against whichever pool the store holds. The body is expanded
+/// once per backend, so sqlx's types are resolved separately for each.
+macro_rules! on_backend {
+    ($backend:expr, |$pool:ident| $body:expr) => {
+        match $backend {
+            Backend::Sqlite($pool) => $body,
+            Backend::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// The ledger database. Cheap to clone: it holds a connection pool.
+#[derive(Debug, Clone)]
+pub struct LedgerStore {
+    backend: Backend,
+}
+
+impl LedgerStore {
+    /// Opens (creating a SQLite file if missing) and migrates the database at `url`:
+    /// `sqlite://path/to/file.db`, `sqlite::memory:` or `postgres://...`.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite(connect_sqlite(url).await?)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let options = PgConnectOptions::from_str(url).map_err(StoreError::Connect)?;
+            let pool = PgPoolOptions::new()
+                .max_connections(8)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(options)
+                .await
+                .map_err(StoreError::Connect)?;
+            Backend::Postgres(pool)
+        } else {
+            let scheme = url.split(':').next().unwrap_or_default().to_string();
+            return Err(StoreError::UnsupportedUrl { scheme });
+        };
+        let store = LedgerStore { backend };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sqlite(pool) => migrations::migrator(Dialect::Sqlite).await?.run(pool).await?,
+            Backend::Postgres(pool) => {
+                migrations::migrator(Dialect::Postgres).await?.run(pool).await?
+            }
+        }
+        Ok(())
+    }
+
+    /// "sqlite" or "postgres", for logs and the readiness report.
+    pub fn backend_name(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Closes the pool; later calls fail. For shutdown, after the writer has drained.
+    pub async fn close(&self) {
+        on_backend!(&self.backend, |pool| pool.close().await)
+    }
+
+    /// Writes every entry (request row and attempt rows) in one transaction. Rows
+    /// already present are left as they are, so retrying a batch is harmless.
+    pub async fn insert_batch(&self, entries: &[LedgerEntry]) -> Result<(), StoreError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let requests: Vec<RequestRow<'_>> = entries.iter().map(RequestRow::from).collect();
+        let attempts: Vec<AttemptRow<'_>> = entries
+            .iter()
+            .flat_map(|e| e.attempts.iter().map(move |a| AttemptRow::new(&e.request.id, a)))
+            .collect();
+        on_backend!(&self.backend, |pool| {
+            let mut tx = pool.begin().await?;
+            for chunk in requests.chunks(ROWS_PER_STATEMENT) {
+                let mut insert = QueryBuilder::new(REQUEST_INSERT);
+                insert.push_values(chunk, |mut row, r| {
+                    row.push_bind(r.id)
+                        .push_bind(r.started_at_ms)
+                        .push_bind(r.route)
+                        .push_bind(r.key_id)
+                        .push_bind(r.front_door)
+                        .push_bind(r.stream)
+                        .push_bind(r.target)
+                        .push_bind(r.provider)
+                        .push_bind(r.provider_kind)
+                        .push_bind(r.model);
+                    let [a, b, c, d, e] = r.tokens;
+                    row.push_bind(a).push_bind(b).push_bind(c).push_bind(d).push_bind(e);
+                    row.push_bind(r.cost_micros)
+                        .push_bind(r.latency_ms)
+                        .push_bind(r.ttft_ms)
+                        .push_bind(r.outcome)
+                        .push_bind(r.status)
+                        .push_bind(r.attempt_count)
+                        .push_bind(r.failover_reason);
+                });
+                insert.push(" ON CONFLICT (id) DO NOTHING");
+                insert.build().execute(&mut *tx).await?;
+            }
+            for chunk in attempts.chunks(ROWS_PER_STATEMENT) {
+                let mut insert = QueryBuilder::new(ATTEMPT_INSERT);
+                insert.push_values(chunk, |mut row, a| {
+                    row.push_bind(a.request_id)
+                        .push_bind(a.index)
+                        .push_bind(a.target)
+                        .push_bind(a.provider)
+                        .push_bind(a.provider_kind)
+                        .push_bind(a.model)
+                        .push_bind(a.started_at_ms)
+                        .push_bind(a.latency_ms)
+                        .push_bind(a.ttft_ms);
+                    let [t1, t2, t3, t4, t5] = a.tokens;
+                    row.push_bind(t1).push_bind(t2).push_bind(t3).push_bind(t4).push_bind(t5);
+                    row.push_bind(a.cost_micros)
+                        .push_bind(a.priced)
+                        .push_bind(a.outcome)
+                        .push_bind(a.error_kind)
+                        .push_bind(a.status)
+                        .push_bind(a.retry_after_ms);
+                });
+                insert.push(" ON CONFLICT (request_id, attempt_index) DO NOTHING");
+                insert.build().execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Requests that started at or after `since`, oldest first.
+    pub async fn requests_since(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<RequestRecord>, StoreError> {
+        let sql = "SELECT * FROM ledger_requests WHERE started_at_ms >= $1 ORDER BY started_at_ms, id";
+        on_backend!(&self.backend, |pool| {
+            let rows = sqlx::query(sql)
+                .bind(since.timestamp_millis())
+                .fetch_all(pool)
+                .await?;
+            rows.iter().map(read_request).collect()
+        })
+    }
+
+    /// The attempts of one request, in the order they were made.
+    pub async fn attempts_for(&self, request_id: &str) -> Result<Vec<AttemptRecord>, StoreError> {
+        let sql = "SELECT * FROM ledger_attempts WHERE request_id = $1 ORDER BY attempt_index";
+        on_backend!(&self.backend, |pool| {
+            let rows = sqlx::query(sql).bind(request_id).fetch_all(pool).await?;
+            rows.iter().map(read_attempt).collect()
+        })
+    }
+
+    /// How many requests the ledger holds.
+    pub async fn count_requests(&self) -> Result<u64, StoreError> {
+        let sql = "SELECT COUNT(*) AS n FROM ledger_requests";
+        let n: i64 = on_backend!(&self.backend, |pool| {
+            sqlx::query(sql).fetch_one(pool).await?.try_get("n")?
+        });
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// Spend per group since `since`, aggregated by the database. Unsorted.
+    pub(crate) async fn spend_by(
+        &self,
+        group_by: SpendGroupBy,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<SpendRow>, StoreError> {
+        // The group expression comes from this closed match, never from user input.
+        let group = match group_by {
+            SpendGroupBy::Route => "route",
+            SpendGroupBy::Key => "key_id",
+            SpendGroupBy::Target => "COALESCE(target, '(none)')",
+        };
+        // SUM over BIGINT is NUMERIC in PostgreSQL; the casts keep both backends at i64.
+        let sql = format!(
+            "SELECT {group} AS grp, \
+               COUNT(*) AS requests, \
+               CAST(SUM(CASE WHEN outcome = 'success' THEN 0 ELSE 1 END) AS BIGINT) AS failed, \
+               CAST(SUM(attempt_count) AS BIGINT) AS attempts, \
+               CAST(SUM(input_tokens) AS BIGINT) AS input_tokens, \
+               CAST(SUM(output_tokens) AS BIGINT) AS output_tokens, \
+               CAST(SUM(cache_read_tokens) AS BIGINT) AS cache_read_tokens, \
+               CAST(SUM(cache_write_tokens) AS BIGINT) AS cache_write_tokens, \
+               CAST(SUM(reasoning_tokens) AS BIGINT) AS reasoning_tokens, \
+               CAST(SUM(cost_micros) AS BIGINT) AS cost_micros \
+             FROM ledger_requests WHERE started_at_ms >= $1 GROUP BY {group}"
+        );
+        on_backend!(&self.backend, |pool| {
+            let rows = sqlx::query(&sql)
+                .bind(since.timestamp_millis())
+                .fetch_all(pool)
+                .await?;
+            rows.iter().map(read_spend).collect()
+        })
+    }
+}
+
+async fn connect_sqlite(url: &str) -> Result<SqlitePool, StoreError> {
+    let options = SqliteConnectOptions::from_str(url)
+        .map_err(StoreError::Connect)?
+        .create_if_missing(true)
+        .busy_timeout(SQLITE_BUSY_TIMEOUT)
+        // The ledger is billing data: FULL syncs every commit, and batching keeps
+        // that to one sync per batch.
+        .synchronous(SqliteSynchronous::Full);
+    let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+    let pool = if in_memory {
+        // An in-memory database lives as long as its last connection and is private
+        // to it unless shared-cache (which locks whole tables), so use exactly one
+        // connection that never expires.
+        SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options)
+            .await
+    } else {
+        // WAL lets report readers run while the writer commits.
+        SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options.journal_mode(SqliteJournalMode::Wal))
+            .await
+    };
+    pool.map_err(StoreError::Connect)
+}
+
+const REQUEST_INSERT: &str = "INSERT INTO ledger_requests (id, started_at_ms, route, key_id, \
+    front_door, stream, target, provider, provider_kind, model, input_tokens, output_tokens, \
+    cache_read_tokens, cache_write_tokens, reasoning_tokens, cost_micros, latency_ms, ttft_ms, \
+    outcome, status, attempt_count, failover_reason) ";
+
+const ATTEMPT_INSERT: &str = "INSERT INTO ledger_attempts (request_id, attempt_index, target, \
+    provider, provider_kind, model, started_at_ms, latency_ms, ttft_ms, input_tokens, \
+    output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, cost_micros, priced, \
+    outcome, error_kind, status, retry_after_ms) ";
+
+/// A request as column values. Counters beyond i64::MAX (impossible in practice)
+/// are clamped rather than failing the whole batch they travel in.
+struct RequestRow<'a> {
+    id: &'a str,
+    started_at_ms: i64,
+    route: &'a str,
+    key_id: &'a str,
+    front_door: &'a str,
+    stream: bool,
+    target: Option<&'a str>,
+    provider: Option<&'a str>,
+    provider_kind: Option<&'a str>,
+    model: Option<&'a str>,
+    tokens: [i64; 5],
+    cost_micros: i64,
+    latency_ms: i64,
+    ttft_ms: Option<i64>,
+    outcome: &'static str,
+    status: i32,
+    attempt_count: i32,
+    failover_reason: Option<&'a str>,
+}
+
+impl<'a> From<&'a LedgerEntry> for RequestRow<'a> {
+    fn from(entry: &'a LedgerEntry) -> Self {
+        let r = &entry.request;
+        RequestRow {
+            id: &r.id,
+            started_at_ms: r.started_at.timestamp_millis(),
+            route: &r.route,
+            key_id: &r.key_id,
+            front_door: &r.front_door,
+            stream: r.stream,
+            target: r.target.as_deref(),
+            provider: r.provider.as_deref(),
+            provider_kind: r.provider_kind.as_deref(),
+            model: r.model.as_deref(),
+            tokens: usage_columns(&r.usage),
+            cost_micros: r.cost_micros,
+            latency_ms: clamp(r.latency_ms),
+            ttft_ms: r.ttft_ms.map(clamp),
+            outcome: r.outcome.as_str(),
+            status: i32::from(r.status),
+            attempt_count: i32::try_from(r.attempt_count).unwrap_or(i32::MAX),
+            failover_reason: r.failover_reason.as_deref(),
+        }
+    }
+}
+
+struct AttemptRow<'a> {
+    request_id: &'a str,
+    index: i32,
+    target: &'a str,
+    provider: &'a str,
+    provider_kind: &'a str,
+    model: &'a str,
+    started_at_ms: i64,
+    latency_ms: i64,
+    ttft_ms: Option<i64>,
+    tokens: [i64; 5],
+    cost_micros: i64,
+    priced: bool,
+    outcome: &'static str,
+    error_kind: Option<&'a str>,
+    status: Option<i32>,
+    retry_after_ms: Option<i64>,
+}
+
+impl<'a> AttemptRow<'a> {
+    /// The attempt is stored under its entry's request id: the entry is the unit the
+    /// ledger records, and a mismatched `request_id` would otherwise fail the foreign
+    /// key and with it every other entry in the batch.
+    fn new(request_id: &'a str, a: &'a AttemptRecord) -> Self {
+        if a.request_id != request_id {
+            tracing::warn!(
+                request_id,
+                attempt_request_id = %a.request_id,
+                "ledger attempt carries another request's id; stored under its entry's id"
+            );
+        }
+        AttemptRow {
+            request_id,
+            index: i32::try_from(a.index).unwrap_or(i32::MAX),
+            target: &a.target,
+            provider: &a.provider,
+            provider_kind: &a.provider_kind,
+            model: &a.model,
+            started_at_ms: a.started_at.timestamp_millis(),
+            latency_ms: clamp(a.latency_ms),
+            ttft_ms: a.ttft_ms.map(clamp),
+            tokens: usage_columns(&a.usage),
+            cost_micros: a.cost_micros,
+            priced: a.priced,
+            outcome: a.outcome.as_str(),
+            error_kind: a.error_kind.as_deref(),
+            status: a.status.map(i32::from),
+            retry_after_ms: a.retry_after_ms.map(clamp),
+        }
+    }
+}
+
+fn clamp(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+fn usage_columns(u: &Usage) -> [i64; 5] {
+    [
+        clamp(u.input_tokens),
+        clamp(u.output_tokens),
+        clamp(u.cache_read_tokens),
+        clamp(u.cache_write_tokens),
+        clamp(u.reasoning_tokens),
+    ]
+}
+
+/// Typed column access shared by both backends' row types, so each record is
+/// decoded by one function rather than one per backend.
+trait ReadRow {
+    fn int(&self, col: &str) -> Result<i64, sqlx::Error>;
+    fn opt_int(&self, col: &str) -> Result<Option<i64>, sqlx::Error>;
+    fn small(&self, col: &str) -> Result<i32, sqlx::Error>;
+    fn opt_small(&self, col: &str) -> Result<Option<i32>, sqlx::Error>;
+    fn text(&self, col: &str) -> Result<String, sqlx::Error>;
+    fn opt_text(&self, col: &str) -> Result<Option<String>, sqlx::Error>;
+    fn flag(&self, col: &str) -> Result<bool, sqlx::Error>;
+}
+
+macro_rules! impl_read_row {
+    ($row:ty) => {
+        impl ReadRow for $row {
+            fn int(&self, col: &str) -> Result<i64, sqlx::Error> {
+                self.try_get(col)
+            }
+            fn opt_int(&self, col: &str) -> Result<Option<i64>, sqlx::Error> {
+                self.try_get(col)
+            }
+            fn small(&self, col: &str) -> Result<i32, sqlx::Error> {
+                self.try_get(col)
+            }
+            fn opt_small(&self, col: &str) -> Result<Option<i32>, sqlx::Error> {
+                self.try_get(col)
+            }
+            fn text(&self, col: &str) -> Result<String, sqlx::Error> {
+                self.try_get(col)
+            }
+            fn opt_text(&self, col: &str) -> Result<Option<String>, sqlx::Error> {
+                self.try_get(col)
+            }
+            fn flag(&self, col: &str) -> Result<bool, sqlx::Error> {
+                self.try_get(col)
+            }
+        }
+    };
+}
+
+impl_read_row!(SqliteRow);
+impl_read_row!(PgRow);
+
+/// Turns stored integers back into record fields, naming the row on failure.
+struct Decoder<'a> {
+    id: &'a str,
+}
+
+impl Decoder<'_> {
+    fn corrupt(&self, problem: String) -> StoreError {
+        StoreError::Corrupt { id: self.id.to_string(), problem }
+    }
+
+    fn unsigned<T: TryFrom<i64>>(&self, col: &str, value: i64) -> Result<T, StoreError> {
+        T::try_from(value).map_err(|_| self.corrupt(format!("{col} = {value} is out of range")))
+    }
+
+    fn time(&self, col: &str, ms: i64) -> Result<DateTime<Utc>, StoreError> {
+        DateTime::from_timestamp_millis(ms)
+            .ok_or_else(|| self.corrupt(format!("{col} = {ms} is not a time")))
+    }
+
+    fn usage(&self, row: &impl ReadRow) -> Result<Usage, StoreError> {
+        let get = |col: &str| -> Result<u64, StoreError> { self.unsigned(col, row.int(col)?) };
+        Ok(Usage {
+            input_tokens: get("input_tokens")?,
+            output_tokens: get("output_tokens")?,
+            cache_read_tokens: get("cache_read_tokens")?,
+            cache_write_tokens: get("cache_write_tokens")?,
+            reasoning_tokens: get("reasoning_tokens")?,
+        })
+    }
+
+    fn opt_unsigned<T: TryFrom<i64>>(
+        &self,
+        col: &str,
+        value: Option<i64>,
+    ) -> Result<Option<T>, StoreError> {
+        value.map(|v| self.unsigned(col, v)).transpose()
+    }
+}
+
+fn read_request(row: &impl ReadRow) -> Result<RequestRecord, StoreError> {
+    let id = row.text("id")?;
+    let d = Decoder { id: &id };
+    let outcome_name = row.text("outcome")?;
+    let outcome = Outcome::parse(&outcome_name)
+        .ok_or_else(|| d.corrupt(format!("unknown outcome {outcome_name:?}")))?;
+    Ok(RequestRecord {
+        started_at: d.time("started_at_ms", row.int("started_at_ms")?)?,
+        route: row.text("route")?,
+        key_id: row.text("key_id")?,
+        front_door: row.text("front_door")?,
+        stream: row.flag("stream")?,
+        target: row.opt_text("target")?,
+        provider: row.opt_text("provider")?,
+        provider_kind: row.opt_text("provider_kind")?,
+        model: row.opt_text("model")?,
+        usage: d.usage(row)?,
+        cost_micros: row.int("cost_micros")?,
+        latency_ms: d.unsigned("latency_ms", row.int("latency_ms")?)?,
+        ttft_ms: d.opt_unsigned("ttft_ms", row.opt_int("ttft_ms")?)?,
+        outcome,
+        status: d.unsigned("status", i64::from(row.small("status")?))?,
+        attempt_count: d.unsigned("attempt_count", i64::from(row.small("attempt_count")?))?,
+        failover_reason: row.opt_text("failover_reason")?,
+        id,
+    })
+}
+
+fn read_attempt(row: &impl ReadRow) -> Result<AttemptRecord, StoreError> {
+    let request_id = row.text("request_id")?;
+    let d = Decoder { id: &request_id };
+    let outcome_name = row.text("outcome")?;
+    let outcome = AttemptOutcome::parse(&outcome_name)
+        .ok_or_else(|| d.corrupt(format!("unknown attempt outcome {outcome_name:?}")))?;
+    Ok(AttemptRecord {
+        index: d.unsigned("attempt_index", i64::from(row.small("attempt_index")?))?,
+        target: row.text("target")?,
+        provider: row.text("provider")?,
+        provider_kind: row.text("provider_kind")?,
+        model: row.text("model")?,
+        started_at: d.time("started_at_ms", row.int("started_at_ms")?)?,
+        latency_ms: d.unsigned("latency_ms", row.int("latency_ms")?)?,
+        ttft_ms: d.opt_unsigned("ttft_ms", row.opt_int("ttft_ms")?)?,
+        usage: d.usage(row)?,
+        cost_micros: row.int("cost_micros")?,
+        priced: row.flag("priced")?,
+        outcome,
+        error_kind: row.opt_text("error_kind")?,
+        status: d.opt_unsigned("status", row.opt_small("status")?.map(i64::from))?,
+        retry_after_ms: d.opt_unsigned("retry_after_ms", row.opt_int("retry_after_ms")?)?,
+        request_id,
+    })
+}
+
+fn read_spend(row: &impl ReadRow) -> Result<SpendRow, StoreError> {
+    let group = row.text("grp")?;
+    let d = Decoder { id: &group };
+    let get = |col: &str| -> Result<u64, StoreError> { d.unsigned(col, row.int(col)?) };
+    Ok(SpendRow {
+        requests: get("requests")?,
+        failed_requests: get("failed")?,
+        attempts: get("attempts")?,
+        input_tokens: get("input_tokens")?,
+        output_tokens: get("output_tokens")?,
+        cache_read_tokens: get("cache_read_tokens")?,
+        cache_write_tokens: get("cache_write_tokens")?,
+        reasoning_tokens: get("reasoning_tokens")?,
+        cost_micros: row.int("cost_micros")?,
+        group,
+    })
+}

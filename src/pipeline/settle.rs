@@ -1,0 +1,198 @@
+//! Settlement: turning a request's attempts into exactly one ledger entry, with its
+//! cost, and into metrics.
+//!
+//! A [`Settlement`] is created when a request is routed and finished exactly once: by
+//! the pipeline for complete answers and errors, by the stream when it ends, or by
+//! `Drop` when a client goes away mid-stream. So every request that reached an
+//! upstream is in the ledger once, whatever happens to the connection.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::Inbound;
+use crate::canonical::{StreamEvent, Usage};
+use crate::config::{ProviderConfig, RouteConfig, TargetConfig};
+use crate::ledger::{AttemptOutcome, AttemptRecord, LedgerEntry, LedgerHandle, Outcome, PriceCatalog, RequestRecord};
+use crate::providers::UpstreamError;
+use crate::routing::AttemptLog;
+use crate::telemetry;
+
+pub struct Settlement {
+    ledger: LedgerHandle,
+    prices: Arc<PriceCatalog>,
+    request: RequestRecord,
+    attempts: Vec<AttemptRecord>,
+    /// Per attempt: the price-catalog provider and model it is billed as.
+    pricing: Vec<(String, String)>,
+    /// The attempt whose answer the client is getting.
+    answering: Option<usize>,
+    answer_started: Option<Instant>,
+    started: Instant,
+    done: bool,
+}
+
+impl Settlement {
+    pub(super) fn new(inbound: &Inbound, route: &RouteConfig, ledger: LedgerHandle, prices: Arc<PriceCatalog>) -> Settlement {
+        let request = RequestRecord {
+            id: uuid::Uuid::now_v7().to_string(),
+            started_at: chrono::Utc::now(),
+            route: route.name.clone(),
+            key_id: inbound.key_id.clone(),
+            front_door: inbound.front_door.as_str().to_owned(),
+            stream: inbound.request.stream,
+            target: None,
+            provider: None,
+            provider_kind: None,
+            model: None,
+            usage: Usage::default(),
+            cost_micros: 0,
+            latency_ms: 0,
+            ttft_ms: None,
+            outcome: Outcome::Success,
+            status: 0,
+            attempt_count: 0,
+            failover_reason: None,
+        };
+        Settlement { ledger, prices, request, attempts: Vec::new(), pricing: Vec::new(), answering: None, answer_started: None, started: Instant::now(), done: false }
+    }
+
+    pub fn request_id(&self) -> &str {
+        &self.request.id
+    }
+
+    /// Records one attempt the failover engine made.
+    pub(super) fn attempt(&mut self, target: &TargetConfig, provider: Option<&ProviderConfig>, log: &AttemptLog) {
+        let error = log.error.as_ref();
+        if error.is_none() {
+            self.answering = Some(self.attempts.len());
+            self.answer_started = Some(log.started);
+        }
+        if let (Some(error), None) = (error, &self.request.failover_reason) {
+            self.request.failover_reason = Some(error.kind.as_str().to_owned());
+        }
+        let catalog = provider.map(|p| p.catalog.clone()).unwrap_or_default();
+        self.pricing.push((catalog, target.priced_as.clone().unwrap_or_else(|| target.model.clone())));
+        self.attempts.push(AttemptRecord {
+            request_id: self.request.id.clone(),
+            index: self.attempts.len() as u32,
+            target: target.label(),
+            provider: target.provider.clone(),
+            provider_kind: provider.map(|p| p.kind().to_owned()).unwrap_or_default(),
+            model: target.model.clone(),
+            started_at: log.started_at,
+            latency_ms: log.elapsed.as_millis() as u64,
+            ttft_ms: None,
+            usage: Usage::default(),
+            cost_micros: 0,
+            priced: false,
+            outcome: if error.is_some() { AttemptOutcome::Failed } else { AttemptOutcome::Success },
+            error_kind: error.map(|e| e.kind.as_str().to_owned()),
+            status: error.and_then(|e| e.status),
+            retry_after_ms: error.and_then(|e| e.retry_after).map(|d| d.as_millis() as u64),
+        });
+    }
+
+    /// Sets the answering attempt's usage (complete answers).
+    pub(super) fn answered(&mut self, usage: Usage, ttft: Option<Duration>) {
+        if let Some(attempt) = self.answering.and_then(|i| self.attempts.get_mut(i)) {
+            attempt.usage = usage;
+            attempt.ttft_ms = ttft.map(|d| d.as_millis() as u64);
+        }
+    }
+
+    pub(super) fn stream_started(&mut self, ttft: Duration) {
+        self.answered(Usage::default(), Some(ttft));
+    }
+
+    /// Folds a stream's usage reports into the answering attempt.
+    pub fn observe(&mut self, events: &[StreamEvent]) {
+        let Some(attempt) = self.answering.and_then(|i| self.attempts.get_mut(i)) else { return };
+        for event in events {
+            match event {
+                StreamEvent::MessageStart { usage, .. } | StreamEvent::MessageDelta { usage, .. } => attempt.usage.merge_max(usage),
+                _ => {}
+            }
+        }
+    }
+
+    /// The answering stream broke after the client started receiving it.
+    pub fn stream_failed(&mut self, error: &UpstreamError) {
+        if let Some(attempt) = self.answering.and_then(|i| self.attempts.get_mut(i)) {
+            attempt.outcome = AttemptOutcome::Failed;
+            attempt.error_kind = Some(error.kind.as_str().to_owned());
+        }
+    }
+
+    /// Prices every attempt, writes the ledger entry and the metrics. Idempotent.
+    pub fn finish(&mut self, outcome: Outcome, status: u16) {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        let now = chrono::Utc::now();
+        let latency = self.started.elapsed();
+        if let (Some(i), Some(answer_started)) = (self.answering, self.answer_started) {
+            if let Some(attempt) = self.attempts.get_mut(i) {
+                // A streamed answer's attempt lasts until the stream ends.
+                attempt.latency_ms = answer_started.elapsed().as_millis() as u64;
+                if outcome == Outcome::Cancelled && attempt.outcome == AttemptOutcome::Success {
+                    attempt.outcome = AttemptOutcome::Cancelled;
+                }
+            }
+        }
+        for (attempt, (catalog, model)) in self.attempts.iter_mut().zip(&self.pricing) {
+            if let Some(price) = self.prices.price_at(catalog, model, now) {
+                attempt.cost_micros = price.cost_micros(&attempt.usage);
+                attempt.priced = true;
+            }
+        }
+        let request = &mut self.request;
+        request.outcome = outcome;
+        request.status = status;
+        request.latency_ms = latency.as_millis() as u64;
+        request.attempt_count = self.attempts.len() as u32;
+        request.cost_micros = self.attempts.iter().map(|a| a.cost_micros).sum();
+        let mut usage = Usage::default();
+        for a in &self.attempts {
+            usage.input_tokens += a.usage.input_tokens;
+            usage.output_tokens += a.usage.output_tokens;
+            usage.cache_read_tokens += a.usage.cache_read_tokens;
+            usage.cache_write_tokens += a.usage.cache_write_tokens;
+            usage.reasoning_tokens += a.usage.reasoning_tokens;
+        }
+        request.usage = usage;
+        if let Some(answering) = self.answering.and_then(|i| self.attempts.get(i)) {
+            request.target = Some(answering.target.clone());
+            request.provider = Some(answering.provider.clone());
+            request.provider_kind = Some(answering.provider_kind.clone());
+            request.model = Some(answering.model.clone());
+            request.ttft_ms = answering.ttft_ms;
+        }
+        self.metrics(latency);
+        self.ledger.record(LedgerEntry { request: self.request.clone(), attempts: std::mem::take(&mut self.attempts) });
+    }
+
+    fn metrics(&self, latency: Duration) {
+        let route = &self.request.route;
+        telemetry::request_finished(route, self.request.outcome.as_str(), latency);
+        for attempt in &self.attempts {
+            telemetry::attempt_finished(route, &attempt.target, attempt.outcome.as_str(), Duration::from_millis(attempt.latency_ms));
+            if let Some(ttft) = attempt.ttft_ms {
+                telemetry::time_to_first_token(route, &attempt.target, Duration::from_millis(ttft));
+            }
+            telemetry::consumption(route, &attempt.target, &attempt.usage, attempt.cost_micros);
+        }
+    }
+}
+
+impl Drop for Settlement {
+    /// A client that disconnects mid-stream drops its settlement: it is recorded as
+    /// cancelled, with the usage seen so far.
+    fn drop(&mut self) {
+        if !self.done {
+            self.finish(Outcome::Cancelled, 499);
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! How an upstream attempt failed, classified once by the adapter that saw it, so the
+//! failover engine can decide without knowing any wire format.
+
+use std::fmt;
+use std::time::Duration;
+
+/// What went wrong with an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// No TCP/TLS connection could be made, or it was reset before an answer.
+    Connect,
+    /// No response headers within the attempt's timeout.
+    Timeout,
+    /// Headers arrived but no first content event within the time-to-first-token timeout.
+    FirstTokenTimeout,
+    /// A stream went silent for longer than the idle timeout after it started.
+    StreamIdle,
+    /// A stream ended or broke before it was complete.
+    StreamCut,
+    /// The upstream answered 5xx.
+    ServerError,
+    /// The upstream is overloaded (Anthropic 529, OpenAI `server_is_overloaded`).
+    Overloaded,
+    /// 429: rate or quota limit.
+    RateLimited,
+    /// The upstream rejected the request as malformed or invalid (400, 422).
+    InvalidRequest,
+    /// The prompt does not fit the model's context window.
+    ContextTooLong,
+    /// The upstream refused the content on policy grounds.
+    ContentPolicy,
+    /// The provider's credentials were refused (401, 403): a gateway configuration fault.
+    Auth,
+    /// The model or deployment does not exist at this provider (404).
+    NotFound,
+    /// The answer could not be understood (bad JSON, unexpected shape).
+    Protocol,
+    /// The request uses a feature this target cannot express.
+    Unsupported,
+}
+
+impl ErrorKind {
+    /// A short stable name, used in the ledger, metrics and error summaries.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Connect => "connect_error",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::FirstTokenTimeout => "first_token_timeout",
+            ErrorKind::StreamIdle => "stream_idle",
+            ErrorKind::StreamCut => "stream_cut",
+            ErrorKind::ServerError => "upstream_5xx",
+            ErrorKind::Overloaded => "overloaded",
+            ErrorKind::RateLimited => "rate_limited",
+            ErrorKind::InvalidRequest => "invalid_request",
+            ErrorKind::ContextTooLong => "context_too_long",
+            ErrorKind::ContentPolicy => "content_policy",
+            ErrorKind::Auth => "upstream_auth",
+            ErrorKind::NotFound => "upstream_not_found",
+            ErrorKind::Protocol => "protocol_error",
+            ErrorKind::Unsupported => "unsupported_feature",
+        }
+    }
+
+    /// Whose fault the failure is.
+    pub fn fault(self) -> Fault {
+        match self {
+            ErrorKind::InvalidRequest | ErrorKind::ContextTooLong | ErrorKind::ContentPolicy | ErrorKind::Unsupported => {
+                Fault::Client
+            }
+            ErrorKind::Auth | ErrorKind::NotFound => Fault::Configuration,
+            ErrorKind::Connect
+            | ErrorKind::Timeout
+            | ErrorKind::FirstTokenTimeout
+            | ErrorKind::StreamIdle
+            | ErrorKind::StreamCut
+            | ErrorKind::ServerError
+            | ErrorKind::Overloaded
+            | ErrorKind::RateLimited
+            | ErrorKind::Protocol => Fault::Upstream,
+        }
+    }
+
+    /// Whether trying the same target again may help. Silent upstreams are not retried
+    /// in place: the next target is a better bet than waiting the same timeout again.
+    pub fn retry_same_target(self) -> bool {
+        matches!(self, ErrorKind::Connect | ErrorKind::ServerError | ErrorKind::Overloaded | ErrorKind::RateLimited | ErrorKind::StreamCut | ErrorKind::Protocol)
+    }
+
+    /// Whether another target may succeed where this one failed. Client faults would
+    /// fail everywhere, except a feature one target lacks and another may have.
+    pub fn try_next_target(self) -> bool {
+        self.fault() != Fault::Client || self == ErrorKind::Unsupported
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The client's request is at fault; it is answered, not retried.
+    Client,
+    /// The upstream failed; another attempt may succeed.
+    Upstream,
+    /// The gateway's own configuration (a provider's key, a model name) is wrong.
+    Configuration,
+}
+
+/// A classified attempt failure. `message` is safe to show a client: adapters build it
+/// from the upstream's error text and never include credentials.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpstreamError {
+    pub kind: ErrorKind,
+    /// The upstream's HTTP status, when it sent one.
+    pub status: Option<u16>,
+    pub message: String,
+    /// How long the upstream asked us to wait before trying again.
+    pub retry_after: Option<Duration>,
+    /// The upstream's own error code or type, when it gave one (e.g. `context_length_exceeded`).
+    pub code: Option<String>,
+}
+
+impl UpstreamError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        UpstreamError { kind, status: None, message: message.into(), retry_after: None, code: None }
+    }
+
+    pub fn with_status(mut self, status: u16) -> Self {
+        self.status = Some(status);
+        self
+    }
+
+    pub fn with_retry_after(mut self, retry_after: Option<Duration>) -> Self {
+        self.retry_after = retry_after;
+        self
+    }
+
+    pub fn with_code(mut self, code: Option<String>) -> Self {
+        self.code = code;
+        self
+    }
+
+    /// Classifies a transport error from the HTTP client. The error's text can contain
+    /// the request URL, which is not secret (keys travel in headers), but is kept short.
+    pub fn from_transport(err: &reqwest::Error) -> Self {
+        let kind = if err.is_timeout() { ErrorKind::Timeout } else if err.is_decode() { ErrorKind::Protocol } else { ErrorKind::Connect };
+        let detail = if err.is_connect() {
+            "could not connect"
+        } else if err.is_timeout() {
+            "timed out"
+        } else if err.is_body() || err.is_decode() {
+            "the response body broke off"
+        } else {
+            "the connection failed"
+        };
+        UpstreamError::new(kind, detail.to_owned())
+    }
+}
+
+impl fmt::Display for UpstreamError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.status {
+            Some(status) => write!(f, "{} (HTTP {status}): {}", self.kind.as_str(), self.message),
+            None => write!(f, "{}: {}", self.kind.as_str(), self.message),
+        }
+    }
+}
+
+/// Parses a `retry-after` header: delta-seconds (possibly fractional) or an HTTP date.
+pub fn parse_retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<f64>() {
+        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+    }
+    let when = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    let delta = when.with_timezone(&chrono::Utc) - chrono::Utc::now();
+    delta.to_std().ok().or(Some(Duration::ZERO))
+}
+
+/// Reads the retry hint from response headers: Azure's `retry-after-ms` wins over
+/// `retry-after` because it is more precise.
+pub fn retry_after_from_headers(headers: &http::HeaderMap) -> Option<Duration> {
+    if let Some(ms) = headers.get("retry-after-ms").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<f64>().ok()) {
+        if ms.is_finite() && ms >= 0.0 {
+            return Some(Duration::from_secs_f64(ms / 1000.0));
+        }
+    }
+    headers.get(http::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(parse_retry_after)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_accepts_seconds_fractions_and_dates() {
+        assert_eq!(parse_retry_after("2"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_retry_after("0.5"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    #[test]
+    fn client_faults_are_not_retried_anywhere_but_missing_features_may_be() {
+        assert!(!ErrorKind::InvalidRequest.try_next_target());
+        assert!(!ErrorKind::ContextTooLong.try_next_target());
+        assert!(ErrorKind::Unsupported.try_next_target());
+        assert!(ErrorKind::Auth.try_next_target());
+        assert!(!ErrorKind::Timeout.retry_same_target());
+    }
+}

@@ -1,0 +1,324 @@
+//! The `openai` provider, and the OpenAI-chat upstream that `azure-openai` and
+//! `openai-compatible` share: they differ only in URL and authentication.
+//!
+//! API reference: <https://platform.openai.com/docs/api-reference/chat/create>.
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use http::{HeaderMap, HeaderName, HeaderValue};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Map, Value};
+
+use super::*;
+use crate::canonical::ContentPart;
+use crate::dialects::openai_chat::{self, ChunkDecoder, EncodeOptions, MaxTokensField};
+use crate::dialects::sse::SseDecoder;
+
+/// An upstream that speaks OpenAI chat completions.
+pub struct OpenAiChatUpstream {
+    provider: String,
+    /// `{model}` is replaced by the target's model (Azure puts the deployment in the path).
+    url_template: String,
+    headers: HeaderMap,
+    /// The credential, kept only to scrub it from any upstream text we pass on.
+    secret: Option<SecretString>,
+    max_tokens_field: MaxTokensField,
+    http: reqwest::Client,
+}
+
+impl std::fmt::Debug for OpenAiChatUpstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenAiChatUpstream").field("provider", &self.provider).field("url", &self.url_template).finish_non_exhaustive()
+    }
+}
+
+/// Parts of an upstream that differ between the three OpenAI-dialect kinds.
+pub(super) struct UpstreamSpec<'a> {
+    pub config: &'a ProviderConfig,
+    pub url_template: String,
+    /// Authentication header name and value (the value is secret).
+    pub auth: Option<(&'static str, String)>,
+    pub secret: Option<SecretString>,
+    pub extra_headers: &'a [(String, SecretString)],
+    pub max_tokens_field: MaxTokensField,
+}
+
+pub(super) fn openai(
+    config: &ProviderConfig,
+    base_url: &str,
+    api_key: &SecretString,
+    headers: &[(String, SecretString)],
+    http: &reqwest::Client,
+) -> OpenAiChatUpstream {
+    OpenAiChatUpstream::new(
+        UpstreamSpec {
+            config,
+            url_template: format!("{}/chat/completions", base_url.trim_end_matches('/')),
+            auth: Some(("authorization", format!("Bearer {}", api_key.expose_secret()))),
+            secret: Some(api_key.clone()),
+            extra_headers: headers,
+            max_tokens_field: MaxTokensField::MaxCompletionTokens,
+        },
+        http,
+    )
+}
+
+impl OpenAiChatUpstream {
+    pub(super) fn new(spec: UpstreamSpec<'_>, http: &reqwest::Client) -> Self {
+        let mut headers = HeaderMap::new();
+        let mut insert = |name: &str, value: &str| {
+            match (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
+                (Ok(name), Ok(mut value)) => {
+                    value.set_sensitive(true);
+                    headers.insert(name, value);
+                }
+                // Config validation only lets through values it could read; a header
+                // that is still invalid is skipped with a log line that names only the header.
+                _ => tracing::warn!(provider = %spec.config.name, header = name, "skipping a header that is not valid HTTP"),
+            }
+        };
+        if let Some((name, value)) = &spec.auth {
+            insert(name, value);
+        }
+        for (name, value) in spec.extra_headers {
+            insert(name, value.expose_secret());
+        }
+        OpenAiChatUpstream {
+            provider: spec.config.name.clone(),
+            url_template: spec.url_template,
+            headers,
+            secret: spec.secret,
+            max_tokens_field: spec.max_tokens_field,
+            http: http.clone(),
+        }
+    }
+
+    pub async fn send(&self, attempt: AttemptRequest<'_>) -> Result<Answer, UpstreamError> {
+        let stream = attempt.request.stream;
+        let passthrough = attempt.original.is_some();
+        let body = self.body(&attempt)?;
+        let url = self.url_template.replace("{model}", attempt.model);
+        let mut request = self.http.post(url).headers(self.headers.clone()).header("content-type", "application/json").body(body);
+        if !stream {
+            request = request.timeout(attempt.timeout);
+        }
+        let response = request.send().await.map_err(|e| UpstreamError::from_transport(&e))?;
+        let status = response.status();
+        if !status.is_success() {
+            let headers = response.headers().clone();
+            let body = response.bytes().await.unwrap_or_default();
+            return Err(self.classify(status.as_u16(), &headers, &body));
+        }
+        if stream {
+            let client_wants_usage = attempt.request.include_usage;
+            return Ok(Answer::Stream(EventStream { passthrough, items: self.event_stream(response, passthrough, client_wants_usage) }));
+        }
+        let bytes = response.bytes().await.map_err(|e| UpstreamError::from_transport(&e))?;
+        let wire: openai_chat::OpenAiChatResponse = serde_json::from_slice(&bytes)
+            .map_err(|e| UpstreamError::new(ErrorKind::Protocol, format!("unreadable answer from {}: {e}", self.provider)))?;
+        let response = openai_chat::decode_response(wire)
+            .map_err(|e| UpstreamError::new(ErrorKind::Protocol, format!("unusable answer from {}: {e}", self.provider)))?;
+        Ok(Answer::Complete(Completion { response, passthrough: passthrough.then_some(bytes) }))
+    }
+
+    /// The request body: the client's own JSON when it spoke this dialect (only the
+    /// model changes, and streams always ask for usage so the ledger can bill them),
+    /// otherwise the canonical request encoded afresh.
+    fn body(&self, attempt: &AttemptRequest<'_>) -> Result<Vec<u8>, UpstreamError> {
+        let encoded = match attempt.original {
+            Some(original) => {
+                let mut body: Map<String, Value> = original.clone();
+                body.insert("model".to_owned(), Value::String(attempt.model.to_owned()));
+                if attempt.request.stream {
+                    let options = body.entry("stream_options").or_insert_with(|| Value::Object(Map::new()));
+                    if let Value::Object(options) = options {
+                        options.insert("include_usage".to_owned(), Value::Bool(true));
+                    }
+                }
+                serde_json::to_vec(&body)
+            }
+            None => {
+                check_supported(attempt.request, &self.provider)?;
+                let options = EncodeOptions { max_tokens_field: self.max_tokens_field, force_stream_usage: true };
+                let wire = openai_chat::encode_request(attempt.request, attempt.model, options)
+                    .map_err(|feature| unsupported(&self.provider, &feature))?;
+                serde_json::to_vec(&wire)
+            }
+        };
+        encoded.map_err(|e| UpstreamError::new(ErrorKind::Protocol, format!("could not encode the request: {e}")))
+    }
+
+    fn event_stream(&self, response: reqwest::Response, passthrough: bool, client_wants_usage: bool) -> ItemStream {
+        let provider = self.provider.clone();
+        let state = StreamState {
+            body: response.bytes_stream().boxed(),
+            sse: SseDecoder::new(),
+            chunks: ChunkDecoder::new(),
+            queue: std::collections::VecDeque::new(),
+            passthrough,
+            client_wants_usage,
+            provider,
+            ended: false,
+        };
+        futures_util::stream::unfold(state, |mut state| async move {
+            let item = state.next().await?;
+            Some((item, state))
+        })
+        .boxed()
+    }
+
+    /// Maps an HTTP error answer to a classified error. OpenAI's 401 message quotes
+    /// part of the key, so credential failures never carry the upstream's text.
+    fn classify(&self, status: u16, headers: &HeaderMap, body: &[u8]) -> UpstreamError {
+        let parsed = openai_chat::parse_error_body(body);
+        let code = parsed.code.clone().or(parsed.kind.clone());
+        let text = parsed.message.clone().unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned());
+        let kind = classify_status(status, code.as_deref(), &text);
+        let message = match kind {
+            ErrorKind::Auth => format!("{} rejected the gateway's credentials", self.provider),
+            _ => format!("{}: {}", self.provider, self.scrub(&text)),
+        };
+        UpstreamError::new(kind, message).with_status(status).with_retry_after(retry_after_from_headers(headers)).with_code(code)
+    }
+
+    fn scrub(&self, text: &str) -> String {
+        match &self.secret {
+            Some(secret) if !secret.expose_secret().is_empty() => text.replace(secret.expose_secret(), "[redacted]"),
+            _ => text.to_owned(),
+        }
+    }
+}
+
+/// The error kind an OpenAI-dialect status and error code mean.
+pub(super) fn classify_status(status: u16, code: Option<&str>, message: &str) -> ErrorKind {
+    let code = code.unwrap_or("");
+    match status {
+        400 | 413 | 422 if code == "context_length_exceeded" || message.contains("maximum context length") => ErrorKind::ContextTooLong,
+        400 if code == "content_filter" || code == "content_policy_violation" => ErrorKind::ContentPolicy,
+        400 | 413 | 422 => ErrorKind::InvalidRequest,
+        401 | 403 => ErrorKind::Auth,
+        404 => ErrorKind::NotFound,
+        408 => ErrorKind::Timeout,
+        429 => ErrorKind::RateLimited,
+        503 | 529 => ErrorKind::Overloaded,
+        _ if code == "server_is_overloaded" => ErrorKind::Overloaded,
+        _ => ErrorKind::ServerError,
+    }
+}
+
+/// What the OpenAI chat dialect cannot carry at all, checked before anything is sent.
+fn check_supported(request: &ChatRequest, provider: &str) -> Result<(), UpstreamError> {
+    for part in request.parts() {
+        if let ContentPart::Document { source: crate::canonical::MediaSource::Url { .. }, .. } = part {
+            return Err(unsupported(provider, "documents by URL"));
+        }
+    }
+    Ok(())
+}
+
+fn unsupported(provider: &str, feature: &str) -> UpstreamError {
+    UpstreamError::new(ErrorKind::Unsupported, format!("{provider} (openai-chat) cannot take {feature}"))
+}
+
+struct StreamState {
+    body: Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<Bytes>> + Send>>,
+    sse: SseDecoder,
+    chunks: ChunkDecoder,
+    queue: std::collections::VecDeque<Result<StreamItem, UpstreamError>>,
+    passthrough: bool,
+    client_wants_usage: bool,
+    provider: String,
+    ended: bool,
+}
+
+impl StreamState {
+    async fn next(&mut self) -> Option<Result<StreamItem, UpstreamError>> {
+        loop {
+            if let Some(item) = self.queue.pop_front() {
+                return Some(item);
+            }
+            if self.ended {
+                return None;
+            }
+            match self.body.next().await {
+                Some(Ok(bytes)) => {
+                    for event in self.sse.push(&bytes) {
+                        self.decode(&event.data);
+                    }
+                }
+                Some(Err(e)) => {
+                    self.ended = true;
+                    let err = UpstreamError::from_transport(&e);
+                    return Some(Err(UpstreamError::new(ErrorKind::StreamCut, format!("{}: {}", self.provider, err.message))));
+                }
+                None => {
+                    self.ended = true;
+                    return self.end_of_body();
+                }
+            }
+        }
+    }
+
+    fn decode(&mut self, data: &str) {
+        if self.chunks.is_done() || self.ended {
+            return;
+        }
+        if data.trim() == "[DONE]" {
+            let events = self.chunks.finish();
+            self.queue.push_back(Ok(StreamItem { events, raw: None }));
+            self.ended = true;
+            return;
+        }
+        if data.contains("\"error\"") {
+            if let Some(err) = in_stream_error(data, &self.provider) {
+                self.queue.push_back(Err(err));
+                self.ended = true;
+                return;
+            }
+        }
+        match self.chunks.push(data) {
+            Ok(events) => {
+                let usage_only = events.iter().all(|e| !e.is_content()) && is_usage_chunk(data);
+                let raw = (self.passthrough && (self.client_wants_usage || !usage_only)).then(|| data.to_owned());
+                self.queue.push_back(Ok(StreamItem { events, raw }));
+            }
+            Err(e) => {
+                self.queue.push_back(Err(UpstreamError::new(ErrorKind::Protocol, format!("{}: {e}", self.provider))));
+                self.ended = true;
+            }
+        }
+    }
+
+    /// The body ended without `[DONE]`: complete if the upstream had said why it
+    /// stopped, cut otherwise.
+    fn end_of_body(&mut self) -> Option<Result<StreamItem, UpstreamError>> {
+        if self.chunks.is_done() {
+            return None;
+        }
+        if self.chunks.saw_finish_reason() && !self.sse.has_partial() {
+            return Some(Ok(StreamItem { events: self.chunks.finish(), raw: None }));
+        }
+        Some(Err(UpstreamError::new(ErrorKind::StreamCut, format!("{}: the stream ended before the answer was complete", self.provider))))
+    }
+}
+
+fn is_usage_chunk(data: &str) -> bool {
+    serde_json::from_str::<Value>(data)
+        .map(|v| v.get("usage").is_some_and(|u| !u.is_null()) && v.get("choices").map_or(true, |c| c.as_array().map_or(true, Vec::is_empty)))
+        .unwrap_or(false)
+}
+
+/// An error object sent inside a 200 stream.
+fn in_stream_error(data: &str, provider: &str) -> Option<UpstreamError> {
+    let value: Value = serde_json::from_str(data).ok()?;
+    let error = value.get("error")?;
+    let message = error.get("message").and_then(Value::as_str).unwrap_or("error inside the stream");
+    let code = error.get("code").and_then(Value::as_str).or_else(|| error.get("type").and_then(Value::as_str));
+    let kind = match code {
+        Some("rate_limit_exceeded") | Some("rate_limit_error") => ErrorKind::RateLimited,
+        Some("server_is_overloaded") | Some("overloaded_error") => ErrorKind::Overloaded,
+        _ => ErrorKind::ServerError,
+    };
+    Some(UpstreamError::new(kind, format!("{provider}: {message}")).with_code(code.map(str::to_owned)))
+}
+
