@@ -1,0 +1,176 @@
+//! `switchyard check` and config validation: every problem is reported with the path
+//! of the value at fault, all at once.
+
+use std::process::Command;
+
+use switchyard::config::Config;
+
+fn env(name: &str) -> Option<String> {
+    match name {
+        "OPENAI_API_KEY" => Some("sk-test-123".to_owned()),
+        _ => None,
+    }
+}
+
+fn errors(toml: &str) -> Vec<String> {
+    match Config::from_toml(toml, &env) {
+        Ok(_) => panic!("expected the config to be rejected"),
+        Err(errors) => errors.0.iter().map(ToString::to_string).collect(),
+    }
+}
+
+const PROVIDERS: &str = r#"
+[providers.openai]
+kind = "openai"
+api_key = "${OPENAI_API_KEY}"
+
+[providers.bedrock]
+kind = "openai-compatible"
+base_url = "http://127.0.0.1:9/v1"
+"#;
+
+#[test]
+fn a_misspelled_provider_in_a_route_is_named_with_its_path_and_a_suggestion() {
+    let toml = format!("{PROVIDERS}\n[routes.support]\ntargets = [{{ provider = \"openai\", model = \"gpt-4.1\" }}, {{ provider = \"bedrok\", model = \"x\" }}]\n");
+    assert_eq!(errors(&toml), vec![r#"routes.support.targets[1].provider: no provider named "bedrok" (did you mean "bedrock"?)"#]);
+}
+
+#[test]
+fn a_missing_secret_variable_is_named() {
+    let toml = r#"
+[providers.azure]
+kind = "azure-openai"
+endpoint = "https://example.openai.azure.com"
+api_version = "2024-10-21"
+api_key = "${AZURE_OPENAI_API_KEY}"
+
+[routes.chat]
+targets = [{ provider = "azure", model = "gpt-4o-deploy" }]
+"#;
+    assert_eq!(errors(toml), vec!["providers.azure.api_key: environment variable AZURE_OPENAI_API_KEY is not set"]);
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let toml = r#"
+[providers.local]
+kind = "openai-compatibel"
+
+[providers.azure]
+kind = "azure-openai"
+
+[routes.chat]
+targets = []
+retries = 50
+"#;
+    let found = errors(toml);
+    assert!(found.contains(&r#"providers.local.kind: unknown provider kind "openai-compatibel" (did you mean "openai-compatible"?) (known: openai, azure-openai, openai-compatible, sim)"#.to_owned()), "{found:#?}");
+    assert!(found.contains(&r#"providers.azure.endpoint: is required for kind "azure-openai""#.to_owned()), "{found:#?}");
+    assert!(found.contains(&r#"providers.azure.api_version: is required for kind "azure-openai""#.to_owned()), "{found:#?}");
+    assert!(found.contains(&"routes.chat.targets: needs at least one target".to_owned()), "{found:#?}");
+    assert!(found.contains(&"routes.chat.retries: must be at most 10".to_owned()), "{found:#?}");
+}
+
+#[test]
+fn an_unknown_key_is_rejected_with_its_line_and_column() {
+    let toml = "[routes.chat]\ntargets = []\nretrys = 3\n";
+    let found = errors(toml);
+    assert_eq!(found.len(), 1);
+    assert!(found[0].starts_with("line 3, column 1: unknown field `retrys`"), "{}", found[0]);
+}
+
+#[test]
+fn a_bad_sim_setting_and_a_bad_price_row_are_named() {
+    let toml = r#"
+[providers.s]
+kind = "sim"
+sim = { failure_rate = 1.5, failure_kind = "5xxx" }
+
+[routes.r]
+targets = [{ provider = "s", model = "m" }]
+
+[[prices]]
+provider = "openai"
+model = "gpt-4.1"
+effective_from = "2026-13-01"
+input_per_mtok = 2.0
+output_per_mtok = 8.0
+"#;
+    let found = errors(toml);
+    assert!(found.contains(&"providers.s.sim.failure_rate: must be between 0 and 1".to_owned()), "{found:#?}");
+    assert!(found.iter().any(|e| e.starts_with(r#"providers.s.sim.failure_kind: unknown failure kind "5xxx" (did you mean "5xx"?)"#)), "{found:#?}");
+    assert!(found.contains(&r#"prices[0].effective_from: "2026-13-01" is not a date like 2026-01-31"#.to_owned()), "{found:#?}");
+}
+
+#[test]
+fn provider_kinds_not_in_this_build_say_so_plainly() {
+    let toml = "[providers.v]\nkind = \"vertex\"\n[routes.r]\ntargets = [{ provider = \"v\", model = \"m\" }]\n";
+    let found = errors(toml);
+    assert!(found.iter().any(|e| e.starts_with(r#"providers.v.kind: provider kind "vertex" is not available in this build yet"#)), "{found:#?}");
+}
+
+#[test]
+fn the_quickstart_configuration_is_valid_and_fully_simulated() {
+    let config = Config::quickstart().expect("quickstart config is valid");
+    assert!(config.routes.contains_key("chat"));
+    assert!(config.providers.values().all(|p| p.kind() == "sim"));
+    assert_eq!(config.server.listen.to_string(), "127.0.0.1:8080");
+    assert_eq!(config.ledger.url, "sqlite://switchyard.db");
+}
+
+#[test]
+fn secrets_are_not_printed_by_debug_formatting() {
+    let toml = format!("{PROVIDERS}\n[routes.r]\ntargets = [{{ provider = \"openai\", model = \"gpt-4.1\" }}]\n");
+    let config = Config::from_toml(&toml, &env).expect("valid");
+    let debug = format!("{config:?}");
+    assert!(!debug.contains("sk-test-123"), "secret leaked in {debug}");
+}
+
+fn switchyard() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_switchyard"))
+}
+
+#[test]
+fn check_lists_every_problem_and_exits_nonzero() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, format!("{PROVIDERS}\n[routes.support]\ntargets = [{{ provider = \"bedrok\", model = \"x\" }}]\n")).unwrap();
+    let output = switchyard().args(["check", "--config"]).arg(&path).env("OPENAI_API_KEY", "sk-x").output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(r#"routes.support.targets[0].provider: no provider named "bedrok" (did you mean "bedrock"?)"#), "{stderr}");
+}
+
+#[test]
+fn check_names_a_missing_secret_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(&path, format!("{PROVIDERS}\n[routes.r]\ntargets = [{{ provider = \"openai\", model = \"gpt-4.1\" }}]\n")).unwrap();
+    let output = switchyard().args(["check", "--config"]).arg(&path).env_remove("OPENAI_API_KEY").output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("providers.openai.api_key: environment variable OPENAI_API_KEY is not set"), "{stderr}");
+}
+
+#[test]
+fn serve_refuses_to_start_without_a_secret_and_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(&path, format!("{PROVIDERS}\n[routes.r]\ntargets = [{{ provider = \"openai\", model = \"gpt-4.1\" }}]\n")).unwrap();
+    let output = switchyard().args(["serve", "--config"]).arg(&path).env_remove("OPENAI_API_KEY").output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("providers.openai.api_key: environment variable OPENAI_API_KEY is not set"), "{stderr}");
+}
+
+#[test]
+fn check_accepts_a_valid_file_and_prints_warnings() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ok.toml");
+    std::fs::write(&path, format!("{PROVIDERS}\n[routes.r]\ntargets = [{{ provider = \"openai\", model = \"gpt-4.1\" }}]\n")).unwrap();
+    let output = switchyard().args(["check", "--config"]).arg(&path).env("OPENAI_API_KEY", "sk-x").output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("warning: routes.r: has a single target, so it has no failover"), "{stdout}");
+    assert!(stdout.contains("ok (2 providers, 1 routes)"), "{stdout}");
+}
