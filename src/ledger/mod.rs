@@ -5,7 +5,8 @@
 //! - `entry`: the rows as Rust values ([`LedgerEntry`], [`RequestRecord`],
 //!   [`AttemptRecord`]).
 //! - `prices`: the effective-dated [`PriceCatalog`] and integer cost arithmetic.
-//! - `store`: [`LedgerStore`], SQLite or PostgreSQL, idempotent batch inserts.
+//! - `store`: [`LedgerStore`], SQLite or PostgreSQL, idempotent batch inserts;
+//!   `rows` maps records to columns and back for it.
 //! - `writer`: the batched background [`LedgerWriter`] and the request path's
 //!   [`LedgerHandle`].
 //! - `report`: [`SpendReport`] aggregation and rendering.
@@ -18,6 +19,7 @@ mod entry;
 mod migrations;
 pub mod prices;
 pub mod report;
+mod rows;
 mod store;
 mod writer;
 

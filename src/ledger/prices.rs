@@ -73,8 +73,14 @@ pub fn cost_micros(price: &Price, usage: &Usage) -> i64 {
     let terms = [
         (usage.input_tokens, price.input),
         (usage.output_tokens, price.output),
-        (usage.cache_read_tokens, price.cache_read.unwrap_or(price.input)),
-        (usage.cache_write_tokens, price.cache_write.unwrap_or(price.input)),
+        (
+            usage.cache_read_tokens,
+            price.cache_read.unwrap_or(price.input),
+        ),
+        (
+            usage.cache_write_tokens,
+            price.cache_write.unwrap_or(price.input),
+        ),
     ];
     let micro_micros: u128 = terms.iter().fold(0u128, |sum, (tokens, per_mtok)| {
         sum.saturating_add(u128::from(*tokens).saturating_mul(u128::from(*per_mtok)))
@@ -89,7 +95,11 @@ pub enum PriceError {
     #[error("{origin}: cannot parse price list: {message}")]
     Parse { origin: String, message: String },
     #[error("{origin}: price row {row}: {problem}")]
-    Invalid { origin: String, row: String, problem: String },
+    Invalid {
+        origin: String,
+        row: String,
+        problem: String,
+    },
     #[error("{origin}: price row {row} repeats {provider}/{model} effective {effective_from}; a price change needs a later effective_from")]
     Duplicate {
         origin: String,
@@ -178,9 +188,9 @@ impl PriceCatalog {
                 .or_default();
             let dated = DatedPrice { row, price };
             match list.binary_search_by_key(&dated.row.effective_from, |d| d.row.effective_from) {
-                Ok(at) => match on_conflict {
-                    Conflict::Replace => list[at] = dated,
-                    Conflict::Reject => {
+                Ok(at) => match (on_conflict, list.get_mut(at)) {
+                    (Conflict::Replace, Some(slot)) => *slot = dated,
+                    _ => {
                         return Err(PriceError::Duplicate {
                             origin: origin.to_string(),
                             row: name,

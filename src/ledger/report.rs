@@ -42,7 +42,9 @@ impl FromStr for SpendGroupBy {
             "route" => Ok(SpendGroupBy::Route),
             "target" => Ok(SpendGroupBy::Target),
             "key" => Ok(SpendGroupBy::Key),
-            other => Err(format!("unknown grouping {other:?}: expected route, target or key")),
+            other => Err(format!(
+                "unknown grouping {other:?}: expected route, target or key"
+            )),
         }
     }
 }
@@ -63,7 +65,9 @@ impl FromStr for ReportFormat {
             "table" => Ok(ReportFormat::Table),
             "json" => Ok(ReportFormat::Json),
             "csv" => Ok(ReportFormat::Csv),
-            other => Err(format!("unknown format {other:?}: expected table, json or csv")),
+            other => Err(format!(
+                "unknown format {other:?}: expected table, json or csv"
+            )),
         }
     }
 }
@@ -225,7 +229,11 @@ impl SpendReport {
         let view = JsonReport {
             group_by: self.group_by,
             since: self.since.to_rfc3339_opts(SecondsFormat::Secs, true),
-            rows: self.rows.iter().map(|r| JsonRow::of(r, Some(&r.group))).collect(),
+            rows: self
+                .rows
+                .iter()
+                .map(|r| JsonRow::of(r, Some(&r.group)))
+                .collect(),
             total: JsonRow::of(&self.total, None),
         };
         // Serialising plain structs of strings and integers cannot fail.

@@ -12,17 +12,16 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{QueryBuilder, Row};
 
-use super::entry::{AttemptOutcome, AttemptRecord, LedgerEntry, Outcome, RequestRecord};
+use super::entry::{AttemptRecord, LedgerEntry, RequestRecord};
 use super::migrations::{self, Dialect};
 use super::report::{SpendGroupBy, SpendRow};
-use crate::canonical::Usage;
+use super::rows::{read_attempt, read_request, read_spend, AttemptRow, RequestRow};
 
 /// How long a SQLite connection waits for a lock before giving up: the writer and
 /// report readers share the file, and WAL makes waits short but not impossible.
@@ -100,9 +99,17 @@ impl LedgerStore {
 
     async fn migrate(&self) -> Result<(), StoreError> {
         match &self.backend {
-            Backend::Sqlite(pool) => migrations::migrator(Dialect::Sqlite).await?.run(pool).await?,
+            Backend::Sqlite(pool) => {
+                migrations::migrator(Dialect::Sqlite)
+                    .await?
+                    .run(pool)
+                    .await?
+            }
             Backend::Postgres(pool) => {
-                migrations::migrator(Dialect::Postgres).await?.run(pool).await?
+                migrations::migrator(Dialect::Postgres)
+                    .await?
+                    .run(pool)
+                    .await?
             }
         }
         Ok(())
@@ -130,7 +137,11 @@ impl LedgerStore {
         let requests: Vec<RequestRow<'_>> = entries.iter().map(RequestRow::from).collect();
         let attempts: Vec<AttemptRow<'_>> = entries
             .iter()
-            .flat_map(|e| e.attempts.iter().map(move |a| AttemptRow::new(&e.request.id, a)))
+            .flat_map(|e| {
+                e.attempts
+                    .iter()
+                    .map(move |a| AttemptRow::new(&e.request.id, a))
+            })
             .collect();
         on_backend!(&self.backend, |pool| {
             let mut tx = pool.begin().await?;
@@ -148,7 +159,11 @@ impl LedgerStore {
                         .push_bind(r.provider_kind)
                         .push_bind(r.model);
                     let [a, b, c, d, e] = r.tokens;
-                    row.push_bind(a).push_bind(b).push_bind(c).push_bind(d).push_bind(e);
+                    row.push_bind(a)
+                        .push_bind(b)
+                        .push_bind(c)
+                        .push_bind(d)
+                        .push_bind(e);
                     row.push_bind(r.cost_micros)
                         .push_bind(r.latency_ms)
                         .push_bind(r.ttft_ms)
@@ -173,7 +188,11 @@ impl LedgerStore {
                         .push_bind(a.latency_ms)
                         .push_bind(a.ttft_ms);
                     let [t1, t2, t3, t4, t5] = a.tokens;
-                    row.push_bind(t1).push_bind(t2).push_bind(t3).push_bind(t4).push_bind(t5);
+                    row.push_bind(t1)
+                        .push_bind(t2)
+                        .push_bind(t3)
+                        .push_bind(t4)
+                        .push_bind(t5);
                     row.push_bind(a.cost_micros)
                         .push_bind(a.priced)
                         .push_bind(a.outcome)
@@ -194,7 +213,8 @@ impl LedgerStore {
         &self,
         since: DateTime<Utc>,
     ) -> Result<Vec<RequestRecord>, StoreError> {
-        let sql = "SELECT * FROM ledger_requests WHERE started_at_ms >= $1 ORDER BY started_at_ms, id";
+        let sql =
+            "SELECT * FROM ledger_requests WHERE started_at_ms >= $1 ORDER BY started_at_ms, id";
         on_backend!(&self.backend, |pool| {
             let rows = sqlx::query(sql)
                 .bind(since.timestamp_millis())
@@ -267,10 +287,20 @@ async fn connect_sqlite(url: &str) -> Result<SqlitePool, StoreError> {
         // that to one sync per batch.
         .synchronous(SqliteSynchronous::Full);
     let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+    if !in_memory {
+        // `sqlite://data/ledger.db` should work on a fresh machine, as the file does.
+        if let Some(dir) = options.get_filename().parent() {
+            if !dir.as_os_str().is_empty() {
+                tokio::fs::create_dir_all(dir)
+                    .await
+                    .map_err(|e| StoreError::Connect(sqlx::Error::Io(e)))?;
+            }
+        }
+    }
     let pool = if in_memory {
-        // An in-memory database lives as long as its last connection and is private
-        // to it unless shared-cache (which locks whole tables), so use exactly one
-        // connection that never expires.
+        // An in-memory database vanishes with its last connection, and the shared
+        // cache sqlx gives it locks whole tables between connections, so use exactly
+        // one connection that never expires.
         SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
@@ -297,272 +327,3 @@ const ATTEMPT_INSERT: &str = "INSERT INTO ledger_attempts (request_id, attempt_i
     provider, provider_kind, model, started_at_ms, latency_ms, ttft_ms, input_tokens, \
     output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, cost_micros, priced, \
     outcome, error_kind, status, retry_after_ms) ";
-
-/// A request as column values. Counters beyond i64::MAX (impossible in practice)
-/// are clamped rather than failing the whole batch they travel in.
-struct RequestRow<'a> {
-    id: &'a str,
-    started_at_ms: i64,
-    route: &'a str,
-    key_id: &'a str,
-    front_door: &'a str,
-    stream: bool,
-    target: Option<&'a str>,
-    provider: Option<&'a str>,
-    provider_kind: Option<&'a str>,
-    model: Option<&'a str>,
-    tokens: [i64; 5],
-    cost_micros: i64,
-    latency_ms: i64,
-    ttft_ms: Option<i64>,
-    outcome: &'static str,
-    status: i32,
-    attempt_count: i32,
-    failover_reason: Option<&'a str>,
-}
-
-impl<'a> From<&'a LedgerEntry> for RequestRow<'a> {
-    fn from(entry: &'a LedgerEntry) -> Self {
-        let r = &entry.request;
-        RequestRow {
-            id: &r.id,
-            started_at_ms: r.started_at.timestamp_millis(),
-            route: &r.route,
-            key_id: &r.key_id,
-            front_door: &r.front_door,
-            stream: r.stream,
-            target: r.target.as_deref(),
-            provider: r.provider.as_deref(),
-            provider_kind: r.provider_kind.as_deref(),
-            model: r.model.as_deref(),
-            tokens: usage_columns(&r.usage),
-            cost_micros: r.cost_micros,
-            latency_ms: clamp(r.latency_ms),
-            ttft_ms: r.ttft_ms.map(clamp),
-            outcome: r.outcome.as_str(),
-            status: i32::from(r.status),
-            attempt_count: i32::try_from(r.attempt_count).unwrap_or(i32::MAX),
-            failover_reason: r.failover_reason.as_deref(),
-        }
-    }
-}
-
-struct AttemptRow<'a> {
-    request_id: &'a str,
-    index: i32,
-    target: &'a str,
-    provider: &'a str,
-    provider_kind: &'a str,
-    model: &'a str,
-    started_at_ms: i64,
-    latency_ms: i64,
-    ttft_ms: Option<i64>,
-    tokens: [i64; 5],
-    cost_micros: i64,
-    priced: bool,
-    outcome: &'static str,
-    error_kind: Option<&'a str>,
-    status: Option<i32>,
-    retry_after_ms: Option<i64>,
-}
-
-impl<'a> AttemptRow<'a> {
-    /// The attempt is stored under its entry's request id: the entry is the unit the
-    /// ledger records, and a mismatched `request_id` would otherwise fail the foreign
-    /// key and with it every other entry in the batch.
-    fn new(request_id: &'a str, a: &'a AttemptRecord) -> Self {
-        if a.request_id != request_id {
-            tracing::warn!(
-                request_id,
-                attempt_request_id = %a.request_id,
-                "ledger attempt carries another request's id; stored under its entry's id"
-            );
-        }
-        AttemptRow {
-            request_id,
-            index: i32::try_from(a.index).unwrap_or(i32::MAX),
-            target: &a.target,
-            provider: &a.provider,
-            provider_kind: &a.provider_kind,
-            model: &a.model,
-            started_at_ms: a.started_at.timestamp_millis(),
-            latency_ms: clamp(a.latency_ms),
-            ttft_ms: a.ttft_ms.map(clamp),
-            tokens: usage_columns(&a.usage),
-            cost_micros: a.cost_micros,
-            priced: a.priced,
-            outcome: a.outcome.as_str(),
-            error_kind: a.error_kind.as_deref(),
-            status: a.status.map(i32::from),
-            retry_after_ms: a.retry_after_ms.map(clamp),
-        }
-    }
-}
-
-fn clamp(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
-}
-
-fn usage_columns(u: &Usage) -> [i64; 5] {
-    [
-        clamp(u.input_tokens),
-        clamp(u.output_tokens),
-        clamp(u.cache_read_tokens),
-        clamp(u.cache_write_tokens),
-        clamp(u.reasoning_tokens),
-    ]
-}
-
-/// Typed column access shared by both backends' row types, so each record is
-/// decoded by one function rather than one per backend.
-trait ReadRow {
-    fn int(&self, col: &str) -> Result<i64, sqlx::Error>;
-    fn opt_int(&self, col: &str) -> Result<Option<i64>, sqlx::Error>;
-    fn small(&self, col: &str) -> Result<i32, sqlx::Error>;
-    fn opt_small(&self, col: &str) -> Result<Option<i32>, sqlx::Error>;
-    fn text(&self, col: &str) -> Result<String, sqlx::Error>;
-    fn opt_text(&self, col: &str) -> Result<Option<String>, sqlx::Error>;
-    fn flag(&self, col: &str) -> Result<bool, sqlx::Error>;
-}
-
-macro_rules! impl_read_row {
-    ($row:ty) => {
-        impl ReadRow for $row {
-            fn int(&self, col: &str) -> Result<i64, sqlx::Error> {
-                self.try_get(col)
-            }
-            fn opt_int(&self, col: &str) -> Result<Option<i64>, sqlx::Error> {
-                self.try_get(col)
-            }
-            fn small(&self, col: &str) -> Result<i32, sqlx::Error> {
-                self.try_get(col)
-            }
-            fn opt_small(&self, col: &str) -> Result<Option<i32>, sqlx::Error> {
-                self.try_get(col)
-            }
-            fn text(&self, col: &str) -> Result<String, sqlx::Error> {
-                self.try_get(col)
-            }
-            fn opt_text(&self, col: &str) -> Result<Option<String>, sqlx::Error> {
-                self.try_get(col)
-            }
-            fn flag(&self, col: &str) -> Result<bool, sqlx::Error> {
-                self.try_get(col)
-            }
-        }
-    };
-}
-
-impl_read_row!(SqliteRow);
-impl_read_row!(PgRow);
-
-/// Turns stored integers back into record fields, naming the row on failure.
-struct Decoder<'a> {
-    id: &'a str,
-}
-
-impl Decoder<'_> {
-    fn corrupt(&self, problem: String) -> StoreError {
-        StoreError::Corrupt { id: self.id.to_string(), problem }
-    }
-
-    fn unsigned<T: TryFrom<i64>>(&self, col: &str, value: i64) -> Result<T, StoreError> {
-        T::try_from(value).map_err(|_| self.corrupt(format!("{col} = {value} is out of range")))
-    }
-
-    fn time(&self, col: &str, ms: i64) -> Result<DateTime<Utc>, StoreError> {
-        DateTime::from_timestamp_millis(ms)
-            .ok_or_else(|| self.corrupt(format!("{col} = {ms} is not a time")))
-    }
-
-    fn usage(&self, row: &impl ReadRow) -> Result<Usage, StoreError> {
-        let get = |col: &str| -> Result<u64, StoreError> { self.unsigned(col, row.int(col)?) };
-        Ok(Usage {
-            input_tokens: get("input_tokens")?,
-            output_tokens: get("output_tokens")?,
-            cache_read_tokens: get("cache_read_tokens")?,
-            cache_write_tokens: get("cache_write_tokens")?,
-            reasoning_tokens: get("reasoning_tokens")?,
-        })
-    }
-
-    fn opt_unsigned<T: TryFrom<i64>>(
-        &self,
-        col: &str,
-        value: Option<i64>,
-    ) -> Result<Option<T>, StoreError> {
-        value.map(|v| self.unsigned(col, v)).transpose()
-    }
-}
-
-fn read_request(row: &impl ReadRow) -> Result<RequestRecord, StoreError> {
-    let id = row.text("id")?;
-    let d = Decoder { id: &id };
-    let outcome_name = row.text("outcome")?;
-    let outcome = Outcome::parse(&outcome_name)
-        .ok_or_else(|| d.corrupt(format!("unknown outcome {outcome_name:?}")))?;
-    Ok(RequestRecord {
-        started_at: d.time("started_at_ms", row.int("started_at_ms")?)?,
-        route: row.text("route")?,
-        key_id: row.text("key_id")?,
-        front_door: row.text("front_door")?,
-        stream: row.flag("stream")?,
-        target: row.opt_text("target")?,
-        provider: row.opt_text("provider")?,
-        provider_kind: row.opt_text("provider_kind")?,
-        model: row.opt_text("model")?,
-        usage: d.usage(row)?,
-        cost_micros: row.int("cost_micros")?,
-        latency_ms: d.unsigned("latency_ms", row.int("latency_ms")?)?,
-        ttft_ms: d.opt_unsigned("ttft_ms", row.opt_int("ttft_ms")?)?,
-        outcome,
-        status: d.unsigned("status", i64::from(row.small("status")?))?,
-        attempt_count: d.unsigned("attempt_count", i64::from(row.small("attempt_count")?))?,
-        failover_reason: row.opt_text("failover_reason")?,
-        id,
-    })
-}
-
-fn read_attempt(row: &impl ReadRow) -> Result<AttemptRecord, StoreError> {
-    let request_id = row.text("request_id")?;
-    let d = Decoder { id: &request_id };
-    let outcome_name = row.text("outcome")?;
-    let outcome = AttemptOutcome::parse(&outcome_name)
-        .ok_or_else(|| d.corrupt(format!("unknown attempt outcome {outcome_name:?}")))?;
-    Ok(AttemptRecord {
-        index: d.unsigned("attempt_index", i64::from(row.small("attempt_index")?))?,
-        target: row.text("target")?,
-        provider: row.text("provider")?,
-        provider_kind: row.text("provider_kind")?,
-        model: row.text("model")?,
-        started_at: d.time("started_at_ms", row.int("started_at_ms")?)?,
-        latency_ms: d.unsigned("latency_ms", row.int("latency_ms")?)?,
-        ttft_ms: d.opt_unsigned("ttft_ms", row.opt_int("ttft_ms")?)?,
-        usage: d.usage(row)?,
-        cost_micros: row.int("cost_micros")?,
-        priced: row.flag("priced")?,
-        outcome,
-        error_kind: row.opt_text("error_kind")?,
-        status: d.opt_unsigned("status", row.opt_small("status")?.map(i64::from))?,
-        retry_after_ms: d.opt_unsigned("retry_after_ms", row.opt_int("retry_after_ms")?)?,
-        request_id,
-    })
-}
-
-fn read_spend(row: &impl ReadRow) -> Result<SpendRow, StoreError> {
-    let group = row.text("grp")?;
-    let d = Decoder { id: &group };
-    let get = |col: &str| -> Result<u64, StoreError> { d.unsigned(col, row.int(col)?) };
-    Ok(SpendRow {
-        requests: get("requests")?,
-        failed_requests: get("failed")?,
-        attempts: get("attempts")?,
-        input_tokens: get("input_tokens")?,
-        output_tokens: get("output_tokens")?,
-        cache_read_tokens: get("cache_read_tokens")?,
-        cache_write_tokens: get("cache_write_tokens")?,
-        reasoning_tokens: get("reasoning_tokens")?,
-        cost_micros: row.int("cost_micros")?,
-        group,
-    })
-}

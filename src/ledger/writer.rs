@@ -99,8 +99,7 @@ impl LedgerHandle {
     /// Queues an entry for writing and returns at once.
     pub fn record(&self, entry: LedgerEntry) {
         let depth = self.shared.depth.fetch_add(1, Ordering::Relaxed) + 1;
-        if let Err(mpsc::error::SendError(command)) =
-            self.tx.send(Command::Record(Box::new(entry)))
+        if let Err(mpsc::error::SendError(command)) = self.tx.send(Command::Record(Box::new(entry)))
         {
             self.shared.depth.fetch_sub(1, Ordering::Relaxed);
             self.shared.lost.fetch_add(1, Ordering::Relaxed);
@@ -114,8 +113,7 @@ impl LedgerHandle {
             return;
         }
         metrics::gauge!("switchyard_ledger_queue_depth").set(depth as f64);
-        if depth > self.shared.soft_capacity && !self.shared.warned.swap(true, Ordering::Relaxed)
-        {
+        if depth > self.shared.soft_capacity && !self.shared.warned.swap(true, Ordering::Relaxed) {
             tracing::warn!(
                 depth,
                 capacity = self.shared.soft_capacity,

@@ -131,7 +131,6 @@ impl Settlement {
             return;
         }
         self.done = true;
-        let now = chrono::Utc::now();
         let latency = self.started.elapsed();
         if let (Some(i), Some(answer_started)) = (self.answering, self.answer_started) {
             if let Some(attempt) = self.attempts.get_mut(i) {
@@ -142,8 +141,9 @@ impl Settlement {
                 }
             }
         }
+        // Each attempt is priced at the rate in force when it started.
         for (attempt, (catalog, model)) in self.attempts.iter_mut().zip(&self.pricing) {
-            if let Some(price) = self.prices.price_at(catalog, model, now) {
+            if let Some(price) = self.prices.price_at(catalog, model, attempt.started_at) {
                 attempt.cost_micros = price.cost_micros(&attempt.usage);
                 attempt.priced = true;
             }
