@@ -174,3 +174,12 @@ fn check_accepts_a_valid_file_and_prints_warnings() {
     assert!(stdout.contains("warning: routes.r: has a single target, so it has no failover"), "{stdout}");
     assert!(stdout.contains("ok (2 providers, 1 routes)"), "{stdout}");
 }
+
+#[test]
+fn the_real_provider_example_is_valid_once_its_variables_are_set() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/providers.toml")).unwrap();
+    let config = Config::from_toml(&text, &|name| Some(format!("https://{name}.example"))).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.routes.len(), 2);
+    let missing = Config::from_toml(&text, &|_| None).unwrap_err().to_string();
+    assert!(missing.contains("providers.openai.api_key: environment variable OPENAI_API_KEY is not set"), "{missing}");
+}
