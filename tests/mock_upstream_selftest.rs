@@ -48,7 +48,9 @@ async fn a_json_reply_arrives_with_its_status_headers_and_body() {
     let mock = MockUpstream::start().await;
     mock.push(Reply::json(201, json!({"hello": "world"})).with_header("x-request-id", "req_1"));
 
-    let response = reqwest::get(format!("{}/v1/thing", mock.base_url())).await.unwrap();
+    let response = reqwest::get(format!("{}/v1/thing", mock.base_url()))
+        .await
+        .unwrap();
 
     assert_eq!(response.status(), 201);
     assert_eq!(response.headers()["x-request-id"], "req_1");
@@ -68,12 +70,20 @@ async fn replies_are_used_in_push_order_and_then_the_default() {
     let mut seen = Vec::new();
     for _ in 0..4 {
         let response = client.get(mock.base_url()).send().await.unwrap();
-        seen.push((response.status().as_u16(), read_json(response).await["n"].clone()));
+        seen.push((
+            response.status().as_u16(),
+            read_json(response).await["n"].clone(),
+        ));
     }
 
     assert_eq!(
         seen,
-        vec![(200, json!(1)), (200, json!(2)), (202, json!("default")), (202, json!("default"))]
+        vec![
+            (200, json!(1)),
+            (200, json!(2)),
+            (202, json!("default")),
+            (202, json!("default"))
+        ]
     );
     assert_eq!(mock.pending_replies(), 0);
 }
@@ -87,7 +97,10 @@ async fn the_initial_default_is_an_openai_500_saying_there_was_no_scripted_reply
     assert_eq!(response.status(), 500);
     let body = read_json(response).await;
     assert_eq!(body["error"]["type"], "server_error");
-    assert!(body["error"]["message"].as_str().unwrap().contains("no scripted reply"));
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("no scripted reply"));
 }
 
 #[tokio::test]
@@ -107,14 +120,24 @@ async fn several_requests_from_one_client_share_a_keep_alive_connection() {
     }
     // An SSE reply that ends cleanly also leaves the connection reusable.
     mock.push(Reply::sse(["one", "[DONE]"]));
-    let streamed = client.get(mock.base_url()).send().await.unwrap().text().await.unwrap();
+    let streamed = client
+        .get(mock.base_url())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert_eq!(streamed, "data: one\n\ndata: [DONE]\n\n");
     client.get(mock.base_url()).send().await.unwrap();
 
     assert_eq!(mock.request_count(), 5);
     assert_eq!(mock.connection_count(), 1);
     let bodies: Vec<Value> = mock.requests()[..3].iter().map(|r| r.json()).collect();
-    assert_eq!(bodies, vec![json!({"i": 0}), json!({"i": 1}), json!({"i": 2})]);
+    assert_eq!(
+        bodies,
+        vec![json!({"i": 0}), json!({"i": 1}), json!({"i": 2})]
+    );
 }
 
 #[tokio::test]
@@ -123,7 +146,10 @@ async fn a_request_is_recorded_with_method_path_query_lowercased_headers_and_bod
     mock.push(Reply::json(200, json!({})));
 
     reqwest::Client::new()
-        .post(format!("{}/v1/chat/completions?api-version=2024-10-21", mock.base_url()))
+        .post(format!(
+            "{}/v1/chat/completions?api-version=2024-10-21",
+            mock.base_url()
+        ))
         .header("Authorization", "Bearer sk-test")
         .header("X-Custom", "Value With Case")
         .json_body(&json!({"model": "gpt-4.1-mini"}))
@@ -161,7 +187,12 @@ async fn an_sse_reply_is_sent_as_exact_chunked_event_stream_bytes() {
     let mock = MockUpstream::start().await;
     mock.push(Reply::sse(["{\"a\":1}", "not json", "[DONE]"]));
 
-    let response = raw_exchange(&mock, &post_json("/v1/chat/completions", "{}"), Some(b"0\r\n\r\n")).await;
+    let response = raw_exchange(
+        &mock,
+        &post_json("/v1/chat/completions", "{}"),
+        Some(b"0\r\n\r\n"),
+    )
+    .await;
 
     let expected = "HTTP/1.1 200 OK\r\n\
         content-type: text/event-stream\r\n\
@@ -189,12 +220,18 @@ async fn a_cut_stream_delivers_the_listed_events_and_then_errors_the_client() {
         match body.next().await {
             Some(Ok(bytes)) => received.extend_from_slice(&bytes),
             Some(Err(e)) => break e,
-            None => panic!("a cut stream ended cleanly after {:?}", String::from_utf8_lossy(&received)),
+            None => panic!(
+                "a cut stream ended cleanly after {:?}",
+                String::from_utf8_lossy(&received)
+            ),
         }
     };
 
     assert_eq!(received, b"data: first\n\ndata: second\n\n");
-    assert!(error.is_body() || error.is_decode(), "unexpected error kind: {error:?}");
+    assert!(
+        error.is_body() || error.is_decode(),
+        "unexpected error kind: {error:?}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -210,8 +247,15 @@ async fn a_stream_that_stalls_then_closes_stays_open_for_the_stall_and_then_erro
     let end = body.next().await.unwrap();
 
     assert_eq!(&first[..], b"data: only\n\n");
-    assert!(end.is_err(), "expected an error after the stall, got {end:?}");
-    assert!(started.elapsed() >= stall, "closed after {:?}", started.elapsed());
+    assert!(
+        end.is_err(),
+        "expected an error after the stall, got {end:?}"
+    );
+    assert!(
+        started.elapsed() >= stall,
+        "closed after {:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -241,7 +285,10 @@ async fn a_reset_reply_errors_the_client() {
     mock.push(Reply::Reset);
 
     let via_reqwest = reqwest::get(mock.base_url()).await;
-    assert!(via_reqwest.is_err(), "expected an error, got {via_reqwest:?}");
+    assert!(
+        via_reqwest.is_err(),
+        "expected an error, got {via_reqwest:?}"
+    );
 
     let mut stream = TcpStream::connect(mock.addr()).await.unwrap();
     stream.write_all(&post_json("/", "{}")).await.unwrap();
@@ -264,8 +311,16 @@ async fn a_stall_before_headers_sends_nothing_for_the_duration_and_then_closes()
 
     let received = raw_exchange(&mock, &post_json("/", "{}"), None).await;
 
-    assert!(received.is_empty(), "got {:?}", String::from_utf8_lossy(&received));
-    assert!(started.elapsed() >= stall, "closed after {:?}", started.elapsed());
+    assert!(
+        received.is_empty(),
+        "got {:?}",
+        String::from_utf8_lossy(&received)
+    );
+    assert!(
+        started.elapsed() >= stall,
+        "closed after {:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -300,7 +355,10 @@ async fn raw_bytes_are_written_verbatim_and_the_connection_closes() {
 async fn a_handler_reply_is_computed_from_the_request() {
     let mock = MockUpstream::start().await;
     mock.set_default(Reply::handler(|request| {
-        let model = request.json()["model"].as_str().unwrap_or_default().to_string();
+        let model = request.json()["model"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         if model == "fail-400" {
             Reply::openai_error(400, "invalid_request_error", "bad model")
         } else {
@@ -308,7 +366,12 @@ async fn a_handler_reply_is_computed_from_the_request() {
         }
     }));
     let client = reqwest::Client::new();
-    let send = |model: &'static str| client.post(mock.base_url()).json_body(&json!({"model": model})).send();
+    let send = |model: &'static str| {
+        client
+            .post(mock.base_url())
+            .json_body(&json!({"model": model}))
+            .send()
+    };
 
     let ok = send("gpt-4.1-mini").await.unwrap();
     let bad = send("fail-400").await.unwrap();
@@ -326,7 +389,10 @@ async fn a_panicking_handler_becomes_a_500_naming_the_panic() {
 
     assert_eq!(response.status(), 500);
     let body = read_json(response).await;
-    assert!(body["error"]["message"].as_str().unwrap().contains("handler exploded"));
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("handler exploded"));
 }
 
 #[tokio::test]
@@ -348,7 +414,11 @@ async fn wait_for_requests_returns_once_background_requests_have_arrived() {
 #[tokio::test]
 async fn openai_error_and_rate_limited_replies_have_openais_shape() {
     let mock = MockUpstream::start().await;
-    mock.push(Reply::openai_error(400, "invalid_request_error", "messages is required"));
+    mock.push(Reply::openai_error(
+        400,
+        "invalid_request_error",
+        "messages is required",
+    ));
     mock.push(Reply::rate_limited(7));
     let client = reqwest::Client::new();
 
@@ -411,12 +481,18 @@ fn text_chunks_are_role_then_content_then_stop_then_usage_with_empty_choices_the
 
     assert_eq!(events.len(), 6);
     assert_eq!(events[5], "[DONE]");
-    let chunks: Vec<Value> = events[..5].iter().map(|e| serde_json::from_str(e).unwrap()).collect();
+    let chunks: Vec<Value> = events[..5]
+        .iter()
+        .map(|e| serde_json::from_str(e).unwrap())
+        .collect();
     let id = &chunks[0]["id"];
     for chunk in &chunks {
         assert_eq!(chunk["object"], "chat.completion.chunk");
         assert_eq!(&chunk["id"], id, "every chunk has the same id");
-        assert!(chunk.get("usage").is_some(), "with usage asked for, every chunk has the field");
+        assert!(
+            chunk.get("usage").is_some(),
+            "with usage asked for, every chunk has the field"
+        );
     }
     assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
     assert_eq!(chunks[1]["choices"][0]["delta"], json!({"content": "Hel"}));
@@ -437,7 +513,10 @@ fn tool_call_chunks_merged_by_index_rebuild_each_call() {
     let arguments = r#"{"city":"Paris","unit":"celsius"}"#;
     let events = openai_wire::tool_call_chunks(
         "gpt-4.1-mini",
-        &[("call_a", "get_weather", arguments), ("call_b", "get_time", "{}")],
+        &[
+            ("call_a", "get_weather", arguments),
+            ("call_b", "get_time", "{}"),
+        ],
         Some((20, 10)),
     );
 
@@ -450,21 +529,35 @@ fn tool_call_chunks_merged_by_index_rebuild_each_call() {
     let mut calls: Vec<(String, String, String)> = Vec::new();
     let mut finish_reason = None;
     for chunk in &chunks {
-        let Some(choice) = chunk["choices"].get(0) else { continue };
+        let Some(choice) = chunk["choices"].get(0) else {
+            continue;
+        };
         if let Some(reason) = choice["finish_reason"].as_str() {
             finish_reason = Some(reason.to_string());
         }
-        for fragment in choice["delta"]["tool_calls"].as_array().into_iter().flatten() {
+        for fragment in choice["delta"]["tool_calls"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
             let index = fragment["index"].as_u64().unwrap() as usize;
             if let Some(id) = fragment["id"].as_str() {
-                assert_eq!(index, calls.len(), "a new call's first fragment comes in index order");
+                assert_eq!(
+                    index,
+                    calls.len(),
+                    "a new call's first fragment comes in index order"
+                );
                 assert_eq!(fragment["type"], "function");
                 assert_eq!(fragment["function"]["arguments"], "");
                 let name = fragment["function"]["name"].as_str().unwrap();
                 calls.push((id.to_string(), name.to_string(), String::new()));
             } else {
-                assert!(fragment.get("type").is_none() && fragment["function"].get("name").is_none());
-                calls[index].2.push_str(fragment["function"]["arguments"].as_str().unwrap());
+                assert!(
+                    fragment.get("type").is_none() && fragment["function"].get("name").is_none()
+                );
+                calls[index]
+                    .2
+                    .push_str(fragment["function"]["arguments"].as_str().unwrap());
             }
         }
     }
@@ -472,8 +565,16 @@ fn tool_call_chunks_merged_by_index_rebuild_each_call() {
     assert_eq!(
         calls,
         vec![
-            ("call_a".to_string(), "get_weather".to_string(), arguments.to_string()),
-            ("call_b".to_string(), "get_time".to_string(), "{}".to_string()),
+            (
+                "call_a".to_string(),
+                "get_weather".to_string(),
+                arguments.to_string()
+            ),
+            (
+                "call_b".to_string(),
+                "get_time".to_string(),
+                "{}".to_string()
+            ),
         ]
     );
     assert_eq!(finish_reason.as_deref(), Some("tool_calls"));
@@ -545,7 +646,8 @@ async fn the_chat_handler_echoes_the_last_user_message_with_usage() {
     .await;
 
     assert_eq!(status, 200);
-    let expected = openai_wire::completion("gpt-4.1-mini", "echo: hi there", openai_wire::HANDLER_USAGE);
+    let expected =
+        openai_wire::completion("gpt-4.1-mini", "echo: hi there", openai_wire::HANDLER_USAGE);
     assert_eq!(serde_json::from_str::<Value>(&body).unwrap(), expected);
 }
 
@@ -563,9 +665,16 @@ async fn the_chat_handler_streams_and_adds_usage_only_when_asked() {
 
     assert_eq!(
         sse_payloads(&with_usage),
-        openai_wire::text_chunks("m", &["echo: ", "one ", "two"], Some(openai_wire::HANDLER_USAGE))
+        openai_wire::text_chunks(
+            "m",
+            &["echo: ", "one ", "two"],
+            Some(openai_wire::HANDLER_USAGE)
+        )
     );
-    assert_eq!(sse_payloads(&without_usage), openai_wire::text_chunks("m", &["echo: ", "one ", "two"], None));
+    assert_eq!(
+        sse_payloads(&without_usage),
+        openai_wire::text_chunks("m", &["echo: ", "one ", "two"], None)
+    );
 }
 
 #[tokio::test]
@@ -590,12 +699,19 @@ async fn the_chat_handler_calls_the_first_tool_and_then_reports_the_tool_result(
         sse_payloads(&call),
         openai_wire::tool_call_chunks(
             "m",
-            &[(openai_wire::HANDLER_TOOL_CALL_ID, "get_weather", openai_wire::HANDLER_TOOL_ARGUMENTS)],
+            &[(
+                openai_wire::HANDLER_TOOL_CALL_ID,
+                "get_weather",
+                openai_wire::HANDLER_TOOL_ARGUMENTS
+            )],
             None
         )
     );
     let answer: Value = serde_json::from_str(&answer).unwrap();
-    assert_eq!(answer["choices"][0]["message"]["content"], "tool call_mock_1 said: 18C");
+    assert_eq!(
+        answer["choices"][0]["message"]["content"],
+        "tool call_mock_1 said: 18C"
+    );
 }
 
 #[tokio::test]

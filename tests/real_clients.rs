@@ -7,6 +7,7 @@
 
 mod support;
 
+use std::io::Write;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -14,6 +15,11 @@ use support::{mock_config, openai_wire, MockUpstream, TestGateway};
 
 /// Longest the pytest run may take before the test fails.
 const PYTEST_LIMIT: Duration = Duration::from_secs(180);
+
+/// Exits non-zero naming the missing packages; finds them without importing (fast).
+const FIND_SDKS: &str = "import importlib.util, sys; \
+    missing = [m for m in ('openai', 'anthropic', 'httpx', 'pytest') if importlib.util.find_spec(m) is None]; \
+    sys.exit('missing packages: ' + ', '.join(missing) if missing else None)";
 
 /// The Python interpreter with the client SDKs installed, or `None` (after saying
 /// why) when the test should be skipped. Under `CI=true` a missing environment panics.
@@ -23,7 +29,7 @@ fn python_with_sdks() -> Option<String> {
         Err(_) => "SWITCHYARD_PYTHON is not set".to_string(),
         Ok(python) => {
             let check = std::process::Command::new(&python)
-                .args(["-c", "import openai, anthropic, httpx, pytest"])
+                .args(["-c", FIND_SDKS])
                 .output();
             match check {
                 Ok(output) if output.status.success() => return Some(python),
@@ -38,11 +44,13 @@ fn python_with_sdks() -> Option<String> {
     if in_ci {
         panic!("real-client tests cannot run under CI: {problem}; run scripts/test.sh");
     }
-    eprintln!();
-    eprintln!("************************************************************************");
-    eprintln!("SKIPPED: real-client tests ({problem}).");
-    eprintln!("         Run scripts/test.sh, which builds .venv and sets SWITCHYARD_PYTHON.");
-    eprintln!("************************************************************************");
+    // Written straight to stderr: libtest captures `eprintln!`, and a skip must be seen.
+    let banner = "*".repeat(72);
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n{banner}\nSKIPPED: real-client tests ({problem}).\n         \
+         Run scripts/test.sh, which builds .venv and sets SWITCHYARD_PYTHON.\n{banner}"
+    );
     None
 }
 
@@ -57,7 +65,15 @@ async fn the_official_openai_python_sdk_works_against_the_gateway() {
 
     let mut pytest = tokio::process::Command::new(&python);
     pytest
-        .args(["-m", "pytest", "tests/python", "-q", "-rs", "-p", "no:cacheprovider"])
+        .args([
+            "-m",
+            "pytest",
+            "tests/python",
+            "-q",
+            "-rs",
+            "-p",
+            "no:cacheprovider",
+        ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("SWITCHYARD_BASE_URL", gateway.v1_url())
         .env("MOCK_UPSTREAM_URL", upstream.base_url())
@@ -73,7 +89,17 @@ async fn the_official_openai_python_sdk_works_against_the_gateway() {
 
     let stdout = String::from_utf8_lossy(&output.stdout);
     println!("--- pytest stdout ---\n{stdout}");
-    println!("--- pytest stderr ---\n{}", String::from_utf8_lossy(&output.stderr));
-    assert!(output.status.success(), "pytest failed ({}); its output is above", output.status);
-    assert!(stdout.contains(" passed"), "pytest passed nothing; its output is above");
+    println!(
+        "--- pytest stderr ---\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.status.success(),
+        "pytest failed ({}); its output is above",
+        output.status
+    );
+    assert!(
+        stdout.contains(" passed"),
+        "pytest passed nothing; its output is above"
+    );
 }

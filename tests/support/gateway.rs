@@ -55,24 +55,34 @@ impl TestGateway {
     pub async fn start_with_env(config_toml: &str, env: &[(&str, &str)]) -> TestGateway {
         match TestGateway::try_start_with_env(config_toml, env).await {
             Ok(gateway) => gateway,
-            Err(problem) => panic!("test gateway did not start:\n{problem}\n--- config ---\n{config_toml}"),
+            Err(problem) => {
+                panic!("test gateway did not start:\n{problem}\n--- config ---\n{config_toml}")
+            }
         }
     }
 
     /// Starts a gateway, returning the config or start error as text instead of
     /// panicking (for tests of bad configs).
-    pub async fn try_start_with_env(config_toml: &str, env: &[(&str, &str)]) -> Result<TestGateway, String> {
+    pub async fn try_start_with_env(
+        config_toml: &str,
+        env: &[(&str, &str)],
+    ) -> Result<TestGateway, String> {
         let dir = tempfile::tempdir().map_err(|e| format!("tempdir: {e}"))?;
         let ledger_path = dir.path().join("ledger.db");
         let ledger_url = format!("sqlite://{}", ledger_path.display());
         let text = config_toml.replace("{LEDGER}", &ledger_url);
-        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let lookup = move |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
         let config = Config::from_toml(&text, &lookup).map_err(|errors| errors.to_string())?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .map_err(|e| format!("bind 127.0.0.1:0: {e}"))?;
-        let running = app::start(config, listener).await.map_err(|e| e.to_string())?;
+        let running = app::start(config, listener)
+            .await
+            .map_err(|e| e.to_string())?;
         let addr = running.addr;
         Ok(TestGateway {
             addr,

@@ -197,7 +197,9 @@ impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A test that panicked while holding the lock must not hide the real failure
         // behind a poison error in another task.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Records the request and takes the reply for it (script first, then default).
@@ -222,14 +224,21 @@ impl Shared {
         let path = request.path.split('?').next().unwrap_or_default();
         match (request.method.as_str(), path) {
             ("GET", "/__mock/requests") => {
-                let requests: Vec<serde_json::Value> =
-                    self.lock().requests.iter().map(RecordedRequest::to_json).collect();
+                let requests: Vec<serde_json::Value> = self
+                    .lock()
+                    .requests
+                    .iter()
+                    .map(RecordedRequest::to_json)
+                    .collect();
                 Reply::json(200, serde_json::Value::Array(requests))
             }
             _ => Reply::openai_error(
                 404,
                 "not_found_error",
-                &format!("mock upstream: no control endpoint {} {}", request.method, request.path),
+                &format!(
+                    "mock upstream: no control endpoint {} {}",
+                    request.method, request.path
+                ),
             ),
         }
     }
@@ -604,7 +613,11 @@ fn resolve(mut reply: Reply, request: &RecordedRequest) -> Reply {
             }
         };
     }
-    Reply::openai_error(500, "server_error", "mock upstream: handlers nested 16 deep")
+    Reply::openai_error(
+        500,
+        "server_error",
+        "mock upstream: handlers nested 16 deep",
+    )
 }
 
 struct Connection {
@@ -655,7 +668,9 @@ impl Connection {
         };
 
         if header("expect").is_some_and(|v| v == "100-continue") {
-            self.stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await?;
+            self.stream
+                .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+                .await?;
         }
         let body = if header("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
             self.read_chunked_body().await?

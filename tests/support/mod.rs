@@ -2,12 +2,14 @@
 //! builder for an in-process gateway. Each integration test file includes it with
 //! `mod support;` and uses what it needs, so unused items are expected here.
 #![allow(dead_code, unused_imports)]
+// Test support may fail loudly: a panic here is a test failure with a message.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod gateway;
 pub mod mock_upstream;
 pub mod openai_wire;
 
-pub use gateway::{mock_config, TestGateway};
+pub use gateway::{client, mock_config, TestGateway};
 pub use mock_upstream::{MockUpstream, RecordedRequest, Reply, StreamEnd};
 
 /// JSON helpers for reqwest: the crate's reqwest is built without its `json`

@@ -105,7 +105,13 @@ pub fn tool_call_completion(model: &str, calls: &[(&str, &str, &str)]) -> Value 
     )
 }
 
-fn response(id: &str, model: &str, message: Value, finish_reason: &str, tokens: (u64, u64)) -> Value {
+fn response(
+    id: &str,
+    model: &str,
+    message: Value,
+    finish_reason: &str,
+    tokens: (u64, u64),
+) -> Value {
     json!({
         "id": id,
         "object": "chat.completion",
@@ -128,8 +134,15 @@ fn response(id: &str, model: &str, message: Value, finish_reason: &str, tokens: 
 /// `usage` is given, as with `stream_options.include_usage` — a usage chunk with
 /// `choices: []`, and finally `[DONE]`.
 pub fn text_chunks(model: &str, pieces: &[&str], usage_tokens: Option<(u64, u64)>) -> Vec<String> {
-    let stream = ChunkStream::new(model, &format!("{model}\n{}", pieces.concat()), usage_tokens);
-    let mut events = vec![stream.delta(json!({"role": "assistant", "content": "", "refusal": null}), None)];
+    let stream = ChunkStream::new(
+        model,
+        &format!("{model}\n{}", pieces.concat()),
+        usage_tokens,
+    );
+    let mut events = vec![stream.delta(
+        json!({"role": "assistant", "content": "", "refusal": null}),
+        None,
+    )];
     for piece in pieces {
         events.push(stream.delta(json!({ "content": piece }), None));
     }
@@ -169,7 +182,10 @@ pub fn tool_call_chunks_from_fragments(
 ) -> Vec<String> {
     let seed: Vec<&str> = calls.iter().map(|(id, _, _)| *id).collect();
     let stream = ChunkStream::new(model, &format!("{model}\n{}", seed.join(",")), usage_tokens);
-    let mut events = vec![stream.delta(json!({"role": "assistant", "content": null, "refusal": null}), None)];
+    let mut events = vec![stream.delta(
+        json!({"role": "assistant", "content": null, "refusal": null}),
+        None,
+    )];
     for (index, (id, name, fragments)) in calls.iter().enumerate() {
         events.push(stream.delta(
             json!({"tool_calls": [{
@@ -252,7 +268,10 @@ impl<'a> ChunkStream<'a> {
     /// Appends the usage chunk (when asked for) and `[DONE]`.
     fn finish(&self, mut events: Vec<String>) -> Vec<String> {
         if let Some((prompt, completion)) = self.usage {
-            events.push(self.chunk(json!([]), Some(usage(prompt, completion))).to_string());
+            events.push(
+                self.chunk(json!([]), Some(usage(prompt, completion)))
+                    .to_string(),
+            );
         }
         events.push("[DONE]".to_string());
         events
@@ -305,7 +324,11 @@ fn chat_reply(request: &RecordedRequest) -> Reply {
         );
     }
     let Ok(body) = serde_json::from_slice::<Value>(&request.body) else {
-        return Reply::openai_error(400, "invalid_request_error", "mock upstream: body is not JSON");
+        return Reply::openai_error(
+            400,
+            "invalid_request_error",
+            "mock upstream: body is not JSON",
+        );
     };
     let Some(messages) = body["messages"].as_array() else {
         return Reply::openai_error(
@@ -316,7 +339,9 @@ fn chat_reply(request: &RecordedRequest) -> Reply {
     };
     let model = body["model"].as_str().unwrap_or("unknown-model");
     let stream = body["stream"].as_bool().unwrap_or(false);
-    let include_usage = body["stream_options"]["include_usage"].as_bool().unwrap_or(false);
+    let include_usage = body["stream_options"]["include_usage"]
+        .as_bool()
+        .unwrap_or(false);
 
     let last_user_text = messages
         .iter()
@@ -327,7 +352,11 @@ fn chat_reply(request: &RecordedRequest) -> Reply {
     if let Some(status) = forced_status(&last_user_text) {
         return match status {
             429 => Reply::rate_limited(1),
-            400..=499 => Reply::openai_error(status, "invalid_request_error", "mock upstream: forced client error"),
+            400..=499 => Reply::openai_error(
+                status,
+                "invalid_request_error",
+                "mock upstream: forced client error",
+            ),
             _ => Reply::openai_error(status, "server_error", "mock upstream: forced server error"),
         };
     }
@@ -340,7 +369,11 @@ fn chat_reply(request: &RecordedRequest) -> Reply {
     if let (Some(tool), false) = (first_tool, last["role"] == "tool") {
         let calls = [(HANDLER_TOOL_CALL_ID, tool, HANDLER_TOOL_ARGUMENTS)];
         return if stream {
-            Reply::sse(tool_call_chunks(model, &calls, include_usage.then_some(HANDLER_USAGE)))
+            Reply::sse(tool_call_chunks(
+                model,
+                &calls,
+                include_usage.then_some(HANDLER_USAGE),
+            ))
         } else {
             let mut completion = tool_call_completion(model, &calls);
             completion["usage"] = usage(HANDLER_USAGE.0, HANDLER_USAGE.1);
@@ -359,7 +392,11 @@ fn chat_reply(request: &RecordedRequest) -> Reply {
     };
     if stream {
         let pieces: Vec<&str> = text.split_inclusive(' ').collect();
-        Reply::sse(text_chunks(model, &pieces, include_usage.then_some(HANDLER_USAGE)))
+        Reply::sse(text_chunks(
+            model,
+            &pieces,
+            include_usage.then_some(HANDLER_USAGE),
+        ))
     } else {
         Reply::json(200, completion(model, &text, HANDLER_USAGE))
     }
