@@ -73,7 +73,7 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<RunningGatew
     let (ledger, _stop_writer) = LedgerWriter::spawn(store, &tracker, writer_config);
     let config = Arc::new(config);
     let state = Arc::new(AppState {
-        gateway: Gateway::new(config.clone(), Arc::new(prices), ledger.clone()),
+        gateway: Gateway::new(config.clone(), Arc::new(prices), ledger.clone(), Arc::new(crate::pipeline::Shared::default())),
         keys: config.keys.clone(),
         max_body_bytes: config.server.max_body_bytes,
         metrics: telemetry::metrics_handle(),

@@ -29,6 +29,12 @@ pub enum GatewayError {
     /// Every attempt failed (502; 429 or 503 when all were rate-limited or overloaded).
     #[error("all targets of route {route} failed")]
     AllTargetsFailed { route: String, summary: Vec<String>, kinds: Vec<ErrorKind>, retry_after: Option<Duration> },
+    /// No target of the route could take an attempt: circuits open, cooling down (503).
+    #[error("no target of route {route} is available")]
+    NoTargetAvailable { route: String, reasons: Vec<String>, retry_after: Option<Duration> },
+    /// The route's concurrency limit was reached and no slot came free in time (429).
+    #[error("route {route} is at its concurrency limit")]
+    RouteSaturated { route: String, limit: u32 },
     /// The gateway is shutting down (503).
     #[error("shutting down")]
     ShuttingDown,
@@ -66,7 +72,9 @@ impl GatewayError {
             GatewayError::AllTargetsFailed { route, summary, kinds, retry_after } => {
                 let (status, category) = if !kinds.is_empty() && kinds.iter().all(|k| *k == ErrorKind::RateLimited) {
                     (429, ErrorCategory::RateLimited)
-                } else if !kinds.is_empty() && kinds.iter().all(|k| matches!(k, ErrorKind::RateLimited | ErrorKind::Overloaded)) {
+                } else if !kinds.is_empty()
+                    && kinds.iter().all(|k| matches!(k, ErrorKind::RateLimited | ErrorKind::Overloaded | ErrorKind::Saturated | ErrorKind::Unavailable))
+                {
                     (503, ErrorCategory::Overloaded)
                 } else {
                     (502, ErrorCategory::Upstream)
@@ -78,6 +86,26 @@ impl GatewayError {
                 )
                 .with_code("all_targets_failed");
                 api.retry_after = *retry_after;
+                api
+            }
+            GatewayError::NoTargetAvailable { route, reasons, retry_after } => {
+                let mut api = ApiError::new(
+                    503,
+                    ErrorCategory::Overloaded,
+                    format!("No target of route '{route}' is available right now: {}.", reasons.join("; ")),
+                )
+                .with_code("no_target_available");
+                api.retry_after = *retry_after;
+                api
+            }
+            GatewayError::RouteSaturated { route, limit } => {
+                let mut api = ApiError::new(
+                    429,
+                    ErrorCategory::RateLimited,
+                    format!("Route '{route}' is serving its limit of {limit} concurrent requests; retry shortly."),
+                )
+                .with_code("route_concurrency_limit");
+                api.retry_after = Some(Duration::from_secs(1));
                 api
             }
             GatewayError::ShuttingDown => {

@@ -38,6 +38,8 @@ pub struct Config {
     pub prices: Vec<PriceRow>,
     /// Things that are allowed but probably unintended.
     pub warnings: Vec<String>,
+    /// SHA-256 of the admin token; `None` disables the admin API.
+    pub admin_token_sha256: Option<[u8; 32]>,
 }
 
 #[derive(Debug, Clone)]
@@ -75,6 +77,32 @@ pub struct ProviderConfig {
     /// The price-catalog provider id its models are priced under.
     pub catalog: String,
     pub connect_timeout: Duration,
+    pub breaker: BreakerPolicy,
+    pub max_concurrency: Option<u32>,
+}
+
+/// When a target's circuit opens and how it recovers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BreakerPolicy {
+    pub consecutive_failures: u32,
+    pub error_rate: f64,
+    pub window: Duration,
+    pub min_requests: u32,
+    pub open_for: Duration,
+    pub half_open_probes: u32,
+}
+
+impl Default for BreakerPolicy {
+    fn default() -> Self {
+        BreakerPolicy {
+            consecutive_failures: 5,
+            error_rate: 0.5,
+            window: Duration::from_secs(30),
+            min_requests: 20,
+            open_for: Duration::from_secs(30),
+            half_open_probes: 1,
+        }
+    }
 }
 
 impl ProviderConfig {
@@ -145,6 +173,77 @@ pub struct RouteConfig {
     pub targets: Vec<TargetConfig>,
     pub retry: RetryPolicy,
     pub timeouts: RouteTimeouts,
+    pub strategy: Strategy,
+    pub hedge_after: Option<Duration>,
+    pub max_concurrency: Option<u32>,
+    pub queue_timeout: Duration,
+    /// (dimension, cap) pairs, e.g. (Cloud, 0.7).
+    pub max_share: Vec<(TopologyDimension, f64)>,
+    pub share_window: Duration,
+}
+
+/// How a route orders its targets before failover.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    /// In the order configured.
+    Priority,
+    /// Randomly by weight, the rest following by weight.
+    Weighted,
+    /// Lowest recent latency first (power of two choices over an EWMA).
+    LeastLatency,
+    /// Lowest catalog price first.
+    Cheapest,
+}
+
+impl Strategy {
+    pub const NAMES: [&'static str; 4] = ["priority", "weighted", "least-latency", "cheapest"];
+}
+
+/// A dimension of provider topology.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TopologyDimension {
+    Vendor,
+    Operator,
+    Cloud,
+    Region,
+    Accelerator,
+}
+
+impl TopologyDimension {
+    pub const NAMES: [&'static str; 5] = ["vendor", "operator", "cloud", "region", "accelerator"];
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "vendor" => TopologyDimension::Vendor,
+            "operator" => TopologyDimension::Operator,
+            "cloud" => TopologyDimension::Cloud,
+            "region" => TopologyDimension::Region,
+            "accelerator" => TopologyDimension::Accelerator,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TopologyDimension::Vendor => "vendor",
+            TopologyDimension::Operator => "operator",
+            TopologyDimension::Cloud => "cloud",
+            TopologyDimension::Region => "region",
+            TopologyDimension::Accelerator => "accelerator",
+        }
+    }
+}
+
+impl Topology {
+    pub fn get(&self, dimension: TopologyDimension) -> Option<&str> {
+        match dimension {
+            TopologyDimension::Vendor => self.vendor.as_deref(),
+            TopologyDimension::Operator => self.operator.as_deref(),
+            TopologyDimension::Cloud => self.cloud.as_deref(),
+            TopologyDimension::Region => self.region.as_deref(),
+            TopologyDimension::Accelerator => self.accelerator.as_deref(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -152,6 +251,8 @@ pub struct TargetConfig {
     pub provider: String,
     pub model: String,
     pub priced_as: Option<String>,
+    pub weight: u32,
+    pub context_window: Option<u64>,
 }
 
 impl TargetConfig {

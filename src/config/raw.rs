@@ -21,6 +21,33 @@ pub struct RawConfig {
     pub routes: BTreeMap<String, RawRoute>,
     #[serde(default)]
     pub prices: Vec<RawPrice>,
+    #[serde(default)]
+    pub admin: RawAdmin,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    /// Bearer token for `/admin/api/...`; without one the admin API is off.
+    pub token: Option<String>,
+}
+
+/// Circuit-breaker settings of a provider; state is kept per target.
+#[derive(Debug, Default, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct RawBreaker {
+    /// Consecutive failures that open the circuit.
+    pub consecutive_failures: Option<u32>,
+    /// Error rate over `window` that opens the circuit (once `min_requests` were seen).
+    pub error_rate: Option<f64>,
+    #[serde(default, with = "humantime_serde")]
+    pub window: Option<Duration>,
+    pub min_requests: Option<u32>,
+    /// How long an open circuit stays open before a half-open probe.
+    #[serde(default, with = "humantime_serde")]
+    pub open_for: Option<Duration>,
+    /// Probes allowed at once while half-open.
+    pub half_open_probes: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -68,6 +95,10 @@ pub struct RawProvider {
     pub connect_timeout: Option<Duration>,
     #[serde(default)]
     pub topology: RawTopology,
+    #[serde(default)]
+    pub breaker: RawBreaker,
+    /// Most requests in flight to each of this provider's targets at once.
+    pub max_concurrency: Option<u32>,
     /// `sim` only.
     #[serde(default)]
     pub sim: Option<RawSim>,
@@ -122,6 +153,25 @@ pub struct RawRoute {
     pub stream_idle_timeout: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
     pub total_timeout: Option<Duration>,
+    /// `priority` (default), `weighted`, `least-latency` or `cheapest`.
+    pub strategy: Option<String>,
+    /// Start the next target if the first has no first token after this long.
+    #[serde(default, with = "humantime_serde")]
+    pub hedge_after: Option<Duration>,
+    /// Most requests in flight on this route at once.
+    pub max_concurrency: Option<u32>,
+    /// How long a request may wait for a free slot (route or target) before 429/503.
+    #[serde(default, with = "humantime_serde")]
+    pub queue_timeout: Option<Duration>,
+    /// Caps on the share of recent traffic any one value of a topology dimension may
+    /// carry, e.g. `{ cloud = 0.7 }`.
+    #[serde(default)]
+    pub max_share: BTreeMap<String, f64>,
+    #[serde(default, with = "humantime_serde")]
+    pub share_window: Option<Duration>,
+    /// `warn` (default), `error` or `off`: whether `check` complains when every target
+    /// shares one operator or one cloud.
+    pub require_independent_fallback: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -131,6 +181,11 @@ pub struct RawTarget {
     pub model: String,
     /// The catalog model id to price this target as, when `model` is a deployment name.
     pub priced_as: Option<String>,
+    /// Relative weight for the `weighted` strategy (default 1).
+    pub weight: Option<u32>,
+    /// The model's context window in tokens: a "context too long" answer moves the
+    /// request to a target with a larger one.
+    pub context_window: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use super::raw::{RawConfig, RawPrice, RawProvider, RawRoute, RawSim, RawTopology};
+use super::raw::{RawBreaker, RawConfig, RawPrice, RawProvider, RawRoute, RawSim, RawTopology};
 use super::secret::{interpolate, secret, EnvLookup};
 use super::*;
 use crate::ledger::PriceRow;
@@ -67,10 +67,19 @@ pub fn validate(raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, ConfigErro
         if let Some(route) = route_config(name, route, &provider_names, &mut problems) {
             if route.targets.len() == 1 {
                 warnings.push(format!("routes.{name}: has a single target, so it has no failover"));
+            } else {
+                independence(&route, route_raw_level(name, route_raw(&raw, name), &mut problems), &providers, &mut problems, &mut warnings);
             }
             routes.insert(name.clone(), Arc::new(route));
         }
     }
+    let admin_token_sha256 = raw.admin.token.as_ref().and_then(|token| {
+        let token = problems.take(interpolate("admin.token", token, env))?;
+        if token.len() < 16 {
+            problems.push("admin.token", "must be at least 16 characters");
+        }
+        Some(Sha256::digest(token.as_bytes()).into())
+    });
     if routes.is_empty() && problems.0.is_empty() {
         problems.push("routes", "no routes are defined: clients would have nothing to call");
     }
@@ -78,7 +87,7 @@ pub fn validate(raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, ConfigErro
     let prices = raw.prices.iter().enumerate().filter_map(|(i, p)| price(i, p, &mut problems)).collect();
 
     if problems.0.is_empty() {
-        Ok(Config { server, ledger, keys, providers, routes, prices, warnings })
+        Ok(Config { server, ledger, keys, providers, routes, prices, warnings, admin_token_sha256 })
     } else {
         Err(ConfigErrors(problems.0))
     }
@@ -187,11 +196,17 @@ fn provider(name: &str, raw: &RawProvider, env: EnvLookup<'_>, problems: &mut Pr
         return None;
     }
     let catalog = raw.catalog.clone().unwrap_or_else(|| settings.kind().to_owned());
+    let breaker = breaker(&path, &raw.breaker, problems);
+    if raw.max_concurrency == Some(0) {
+        problems.push(format!("{path}.max_concurrency"), "must be at least 1");
+    }
     Some(ProviderConfig {
         name: name.to_owned(),
-        topology: topology(&raw.topology),
+        topology: topology(&raw.topology, settings.kind()),
         catalog,
         connect_timeout: raw.connect_timeout.unwrap_or(Duration::from_secs(5)),
+        breaker,
+        max_concurrency: raw.max_concurrency,
         settings,
     })
 }
@@ -231,13 +246,98 @@ fn sim(path: &str, raw: Option<&RawSim>, problems: &mut Problems) -> Option<SimS
     })
 }
 
-fn topology(raw: &RawTopology) -> Topology {
+fn breaker(path: &str, raw: &RawBreaker, problems: &mut Problems) -> BreakerPolicy {
+    let default = BreakerPolicy::default();
+    let policy = BreakerPolicy {
+        consecutive_failures: raw.consecutive_failures.unwrap_or(default.consecutive_failures),
+        error_rate: raw.error_rate.unwrap_or(default.error_rate),
+        window: raw.window.unwrap_or(default.window),
+        min_requests: raw.min_requests.unwrap_or(default.min_requests),
+        open_for: raw.open_for.unwrap_or(default.open_for),
+        half_open_probes: raw.half_open_probes.unwrap_or(default.half_open_probes),
+    };
+    if policy.consecutive_failures == 0 {
+        problems.push(format!("{path}.breaker.consecutive_failures"), "must be at least 1");
+    }
+    if !(policy.error_rate > 0.0 && policy.error_rate <= 1.0) {
+        problems.push(format!("{path}.breaker.error_rate"), "must be above 0 and at most 1");
+    }
+    if policy.half_open_probes == 0 {
+        problems.push(format!("{path}.breaker.half_open_probes"), "must be at least 1");
+    }
+    policy
+}
+
+/// Configured topology, with the facts a provider kind implies filled in where the
+/// config is silent (who runs `azure-openai` is not a question).
+fn topology(raw: &RawTopology, kind: &str) -> Topology {
+    let (operator, cloud) = match kind {
+        "azure-openai" => (Some("microsoft"), Some("azure")),
+        "openai" => (Some("openai"), None),
+        _ => (None, None),
+    };
     Topology {
-        vendor: raw.vendor.clone(),
-        operator: raw.operator.clone(),
-        cloud: raw.cloud.clone(),
+        vendor: raw.vendor.clone().or_else(|| matches!(kind, "openai" | "azure-openai").then(|| "openai".to_owned())),
+        operator: raw.operator.clone().or(operator.map(str::to_owned)),
+        cloud: raw.cloud.clone().or(cloud.map(str::to_owned)),
         region: raw.region.clone(),
         accelerator: raw.accelerator.clone(),
+    }
+}
+
+fn route_raw<'a>(raw: &'a RawConfig, name: &str) -> Option<&'a RawRoute> {
+    raw.routes.get(name)
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Independence {
+    Off,
+    Warn,
+    Error,
+}
+
+fn route_raw_level(name: &str, raw: Option<&RawRoute>, problems: &mut Problems) -> Independence {
+    match raw.and_then(|r| r.require_independent_fallback.as_deref()).unwrap_or("warn") {
+        "off" => Independence::Off,
+        "warn" => Independence::Warn,
+        "error" => Independence::Error,
+        other => {
+            problems.push(
+                format!("routes.{name}.require_independent_fallback"),
+                format!("\"{other}\" is not one of off, warn, error{}", did_you_mean(other, &["off", "warn", "error"])),
+            );
+            Independence::Off
+        }
+    }
+}
+
+/// Warns (or fails) when every target of a route shares one operator or one cloud: the
+/// route's failover would not survive that operator's or cloud's outage.
+fn independence(
+    route: &RouteConfig,
+    level: Independence,
+    providers: &BTreeMap<String, Arc<ProviderConfig>>,
+    problems: &mut Problems,
+    warnings: &mut Vec<String>,
+) {
+    if level == Independence::Off {
+        return;
+    }
+    for dimension in [TopologyDimension::Operator, TopologyDimension::Cloud] {
+        let values: Vec<Option<&str>> =
+            route.targets.iter().map(|t| providers.get(&t.provider).and_then(|p| p.topology.get(dimension))).collect();
+        let Some(Some(first)) = values.first() else { continue };
+        if values.iter().all(|v| *v == Some(*first)) {
+            let message = format!(
+                "every target runs with {} \"{first}\": an outage there takes the whole route down",
+                dimension.as_str()
+            );
+            match level {
+                Independence::Error => problems.push(format!("routes.{}.targets", route.name), message),
+                _ => warnings.push(format!("routes.{}.targets: {message}", route.name)),
+            }
+            return;
+        }
     }
 }
 
@@ -286,6 +386,38 @@ fn route_config(name: &str, raw: &RawRoute, providers: &[&str], problems: &mut P
             problems.push(format!("{path}.{field}"), "must be longer than zero");
         }
     }
+    let strategy = match raw.strategy.as_deref().unwrap_or("priority") {
+        "priority" => Strategy::Priority,
+        "weighted" => Strategy::Weighted,
+        "least-latency" => Strategy::LeastLatency,
+        "cheapest" => Strategy::Cheapest,
+        other => {
+            problems.push(
+                format!("{path}.strategy"),
+                format!("unknown strategy \"{other}\"{} (known: {})", did_you_mean(other, &Strategy::NAMES), Strategy::NAMES.join(", ")),
+            );
+            Strategy::Priority
+        }
+    };
+    for (i, target) in raw.targets.iter().enumerate() {
+        if target.weight == Some(0) && strategy == Strategy::Weighted {
+            problems.push(format!("{path}.targets[{i}].weight"), "must be at least 1 (remove the target to send it nothing)");
+        }
+    }
+    let mut max_share = Vec::new();
+    for (dimension, cap) in &raw.max_share {
+        match TopologyDimension::parse(dimension) {
+            Some(d) if *cap > 0.0 && *cap <= 1.0 => max_share.push((d, *cap)),
+            Some(_) => problems.push(format!("{path}.max_share.{dimension}"), "must be above 0 and at most 1"),
+            None => problems.push(
+                format!("{path}.max_share.{dimension}"),
+                format!("unknown topology dimension{} (known: {})", did_you_mean(dimension, &TopologyDimension::NAMES), TopologyDimension::NAMES.join(", ")),
+            ),
+        }
+    }
+    if raw.max_concurrency == Some(0) {
+        problems.push(format!("{path}.max_concurrency"), "must be at least 1");
+    }
     if problems.0.len() > errors_before {
         return None;
     }
@@ -295,10 +427,22 @@ fn route_config(name: &str, raw: &RawRoute, providers: &[&str], problems: &mut P
         targets: raw
             .targets
             .iter()
-            .map(|t| TargetConfig { provider: t.provider.clone(), model: t.model.clone(), priced_as: t.priced_as.clone() })
+            .map(|t| TargetConfig {
+                provider: t.provider.clone(),
+                model: t.model.clone(),
+                priced_as: t.priced_as.clone(),
+                weight: t.weight.unwrap_or(1),
+                context_window: t.context_window,
+            })
             .collect(),
         retry,
         timeouts,
+        strategy,
+        hedge_after: raw.hedge_after,
+        max_concurrency: raw.max_concurrency,
+        queue_timeout: raw.queue_timeout.unwrap_or(Duration::from_secs(1)),
+        max_share,
+        share_window: raw.share_window.unwrap_or(Duration::from_secs(300)),
     })
 }
 

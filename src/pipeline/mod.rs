@@ -1,11 +1,12 @@
 //! The life of a request, top to bottom:
-//! find the route → plan attempts → try targets with failover → answer or stream →
-//! settle in the ledger.
+//! find the route → take a route slot → plan the targets (strategy, health, share
+//! caps) → try them with failover (and hedging) → answer or stream → settle in the
+//! ledger.
 //!
 //! Everything here is plain async code over canonical types; HTTP lives in `app`, wire
-//! formats in `dialects` and `providers`. Authentication happens in the front door
-//! (the key id arrives in [`Inbound`]); budgets and rate limits will slot in between
-//! routing and the first attempt.
+//! formats in `dialects` and `providers`, decisions about order and retries in
+//! `routing`. Authentication happens in the front door (the key id arrives in
+//! [`Inbound`]); budgets and rate limits will slot in before planning.
 
 mod settle;
 mod stream;
@@ -15,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 pub use settle::Settlement;
@@ -25,14 +27,26 @@ use crate::config::{Config, ProviderConfig, RouteConfig, TargetConfig};
 use crate::error::GatewayError;
 use crate::ledger::{LedgerHandle, Outcome, PriceCatalog};
 use crate::providers::{Answer, AttemptRequest, Completion, ErrorKind, ItemStream, Provider, StreamItem, UpstreamError};
-use crate::routing::{self, Stop};
+use crate::routing::{self, AttemptReport, Availability, Health, PlanContext, ShareTracker, Stop};
 
-/// Everything the pipeline needs, built once from a [`Config`].
+/// State that outlives a configuration: what the gateway has learned about targets.
+/// A config reload builds a new [`Gateway`] around the same `Shared`.
+#[derive(Default)]
+pub struct Shared {
+    pub health: Arc<Health>,
+    pub shares: ShareTracker,
+}
+
+/// Everything the pipeline needs, built once per configuration.
 pub struct Gateway {
     pub config: Arc<Config>,
     providers: BTreeMap<String, (Arc<ProviderConfig>, Arc<Provider>)>,
     prices: Arc<PriceCatalog>,
     ledger: LedgerHandle,
+    shared: Arc<Shared>,
+    route_slots: BTreeMap<String, Arc<Semaphore>>,
+    /// Per target label, for providers with `max_concurrency`.
+    target_slots: BTreeMap<String, Arc<Semaphore>>,
 }
 
 /// A decoded request as it leaves the front door.
@@ -73,21 +87,39 @@ pub struct StreamReply {
 /// What a successful attempt hands back to the failover loop.
 enum Established {
     Complete(Completion),
-    Stream { first: Vec<StreamItem>, rest: ItemStream, passthrough: bool, ttft: Duration },
+    Stream { first: Vec<StreamItem>, rest: ItemStream, passthrough: bool, ttft: Duration, permit: Option<OwnedSemaphorePermit> },
 }
 
 impl Gateway {
-    pub fn new(config: Arc<Config>, prices: Arc<PriceCatalog>, ledger: LedgerHandle) -> Gateway {
+    pub fn new(config: Arc<Config>, prices: Arc<PriceCatalog>, ledger: LedgerHandle, shared: Arc<Shared>) -> Gateway {
         let providers = config
             .providers
             .iter()
             .map(|(name, p)| (name.clone(), (p.clone(), Provider::from_config(p, &http_client(p)))))
             .collect();
-        Gateway { config, providers, prices, ledger }
+        let route_slots = config
+            .routes
+            .values()
+            .filter_map(|r| r.max_concurrency.map(|n| (r.name.clone(), Arc::new(Semaphore::new(n as usize)))))
+            .collect();
+        let target_slots = config
+            .routes
+            .values()
+            .flat_map(|r| r.targets.iter())
+            .filter_map(|t| {
+                let limit = config.providers.get(&t.provider)?.max_concurrency?;
+                Some((t.label(), Arc::new(Semaphore::new(limit as usize))))
+            })
+            .collect();
+        Gateway { config, providers, prices, ledger, shared, route_slots, target_slots }
     }
 
     pub fn provider(&self, name: &str) -> Option<&Arc<Provider>> {
         self.providers.get(name).map(|(_, p)| p)
+    }
+
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
     }
 
     pub fn route(&self, name: &str) -> Result<&Arc<RouteConfig>, GatewayError> {
@@ -100,11 +132,27 @@ impl Gateway {
     /// Serves one request: tries the route's targets until one answers.
     pub async fn handle(&self, inbound: Inbound) -> Result<Reply, GatewayError> {
         let route = self.route(&inbound.request.model)?.clone();
+        let route_permit = self.route_slot(&route).await?;
         let started = Instant::now();
         let mut settlement = Settlement::new(&inbound, &route, self.ledger.clone(), self.prices.clone());
-        let deadline = started + route.timeouts.total;
+        settlement.hold(route_permit);
 
-        let failover = routing::run(route.targets.len(), &route.retry, deadline, |i| self.attempt(&inbound, &route, &route.targets[i])).await;
+        let providers: Vec<Option<&ProviderConfig>> = route.targets.iter().map(|t| self.provider_config(t)).collect();
+        let plan = routing::plan(&PlanContext {
+            route: &route,
+            providers,
+            health: &self.shared.health,
+            prices: &self.prices,
+            shares: &self.shared.shares,
+        });
+        if plan.order.is_empty() {
+            let error = unavailable(&route, &plan.skipped);
+            settlement.finish(Outcome::UpstreamError, error.to_api_error().status);
+            return Err(error);
+        }
+
+        let options = routing::Options { retry: &route.retry, deadline: started + route.timeouts.total, hedge_after: route.hedge_after };
+        let failover = routing::run(plan.order, &options, |t| larger_context(&route, t), |i| self.attempt(&inbound, &route, i)).await;
 
         for log in &failover.attempts {
             let target = &route.targets[log.target];
@@ -113,13 +161,18 @@ impl Gateway {
         let (index, established) = match failover.result {
             Ok(answer) => answer,
             Err(stop) => {
-                let error = self.failure(&route, &failover.attempts, stop);
+                let error = failure(&route, &failover.attempts, stop);
                 let outcome = if matches!(error, GatewayError::UpstreamRejected(_)) { Outcome::ClientError } else { Outcome::UpstreamError };
                 settlement.finish(outcome, error.to_api_error().status);
                 return Err(error);
             }
         };
         let target = &route.targets[index];
+        if !route.max_share.is_empty() {
+            if let Some(provider) = self.provider_config(target) {
+                self.shared.shares.record(&route.name, &provider.topology, route.share_window);
+            }
+        }
         let attribution = Attribution {
             route: route.name.clone(),
             target: target.label(),
@@ -132,75 +185,137 @@ impl Gateway {
                 settlement.finish(Outcome::Success, 200);
                 Ok(Reply::Complete { completion, attribution })
             }
-            Established::Stream { first, rest, passthrough, ttft } => {
-                settlement.stream_started(ttft);
-                Ok(Reply::Stream(StreamReply {
-                    first,
-                    rest,
-                    passthrough,
-                    attribution,
-                    idle_timeout: route.timeouts.stream_idle,
-                    settlement,
-                }))
+            Established::Stream { first, rest, passthrough, ttft, permit } => {
+                settlement.stream_started(ttft, self.shared.health.clone());
+                settlement.hold(permit);
+                Ok(Reply::Stream(StreamReply { first, rest, passthrough, attribution, idle_timeout: route.timeouts.stream_idle, settlement }))
             }
+        }
+    }
+
+    /// Waits (up to the route's queue timeout) for a free slot on a limited route.
+    async fn route_slot(&self, route: &RouteConfig) -> Result<Option<OwnedSemaphorePermit>, GatewayError> {
+        let Some(slots) = self.route_slots.get(&route.name) else { return Ok(None) };
+        match tokio::time::timeout(route.queue_timeout, slots.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(Some(permit)),
+            _ => Err(GatewayError::RouteSaturated { route: route.name.clone(), limit: route.max_concurrency.unwrap_or(0) }),
         }
     }
 
     /// One attempt on one target. A stream counts as established only once its first
     /// content arrives: until then, any fault can still fail over invisibly.
-    async fn attempt(&self, inbound: &Inbound, route: &RouteConfig, target: &TargetConfig) -> Result<Established, UpstreamError> {
-        let provider = self
-            .provider(&target.provider)
+    async fn attempt(&self, inbound: &Inbound, route: &RouteConfig, index: usize) -> Result<Established, UpstreamError> {
+        let target = &route.targets[index];
+        let label = target.label();
+        let (provider_config, provider) = self
+            .providers
+            .get(&target.provider)
             .ok_or_else(|| UpstreamError::new(ErrorKind::NotFound, format!("provider {} is not configured", target.provider)))?;
+        let guard = self.shared.health.begin(&label, &provider_config.breaker).map_err(|availability| match availability {
+            Availability::Unavailable { reason, .. } => UpstreamError::new(ErrorKind::Unavailable, format!("{label} is unavailable: {reason}")),
+            Availability::Ready { .. } => UpstreamError::new(ErrorKind::Unavailable, format!("{label} is unavailable")),
+        })?;
+        let permit = match self.target_slots.get(&label) {
+            None => None,
+            Some(slots) => match tokio::time::timeout(route.queue_timeout, slots.clone().acquire_owned()).await {
+                Ok(Ok(permit)) => Some(permit),
+                _ => return Err(UpstreamError::new(ErrorKind::Saturated, format!("{label} has no free slot within {:?}", route.queue_timeout))),
+            },
+        };
         let original = inbound.original.as_ref().filter(|_| provider.dialect() == inbound.front_door && !provider.is_simulated());
         let request = AttemptRequest { request: &inbound.request, model: &target.model, original, timeout: route.timeouts.attempt };
         let started = Instant::now();
-        if !inbound.request.stream {
-            return match tokio::time::timeout(route.timeouts.attempt, provider.send(request)).await {
-                Ok(Ok(Answer::Complete(completion))) => Ok(Established::Complete(completion)),
-                Ok(Ok(Answer::Stream(_))) => Err(UpstreamError::new(ErrorKind::Protocol, "streamed an answer that was not asked for")),
-                Ok(Err(e)) => Err(e),
-                Err(_) => Err(UpstreamError::new(ErrorKind::Timeout, format!("no answer within {:?}", route.timeouts.attempt))),
-            };
-        }
-        let first_token = async {
-            match provider.send(request).await? {
-                Answer::Stream(stream) => wait_for_first_content(stream.items).await.map(|(first, rest)| (first, rest, stream.passthrough)),
-                Answer::Complete(_) => Err(UpstreamError::new(ErrorKind::Protocol, "answered in one piece when a stream was asked for")),
-            }
+        let result = if inbound.request.stream {
+            stream_attempt(provider, request, route.timeouts.first_token).await.map(|(first, rest, passthrough, rate_limit)| {
+                let ttft = started.elapsed();
+                (Established::Stream { first, rest, passthrough, ttft, permit }, Some(ttft), rate_limit)
+            })
+        } else {
+            complete_attempt(provider, request, route.timeouts.attempt).await.map(|completion| {
+                let rate_limit = completion.rate_limit.clone();
+                (Established::Complete(completion), None, rate_limit)
+            })
         };
-        match tokio::time::timeout(route.timeouts.first_token, first_token).await {
-            Ok(Ok((first, rest, passthrough))) => Ok(Established::Stream { first, rest, passthrough, ttft: started.elapsed() }),
-            Ok(Err(e)) => Err(e),
-            Err(_) => Err(UpstreamError::new(
-                ErrorKind::FirstTokenTimeout,
-                format!("no first token within {:?}", route.timeouts.first_token),
-            )),
+        match result {
+            Ok((established, ttft, rate_limit)) => {
+                guard.report(AttemptReport::Success { latency: started.elapsed(), ttft, rate_limit });
+                Ok(established)
+            }
+            Err(error) => {
+                guard.report(AttemptReport::Failure(error.clone()));
+                Err(error)
+            }
         }
     }
 
     fn provider_config(&self, target: &TargetConfig) -> Option<&ProviderConfig> {
         self.providers.get(&target.provider).map(|(c, _)| c.as_ref())
     }
+}
 
-    /// Turns a failed run into the error the client sees.
-    fn failure(&self, route: &RouteConfig, attempts: &[routing::AttemptLog], stop: Stop) -> GatewayError {
-        if let Stop::ClientFault(error) = stop {
-            return GatewayError::UpstreamRejected(error);
-        }
-        let summary = attempts
-            .iter()
-            .enumerate()
-            .filter_map(|(n, log)| log.error.as_ref().map(|e| format!("#{} {}: {e}", n + 1, route.targets[log.target].label())))
-            .collect::<Vec<_>>();
-        let kinds = attempts.iter().filter_map(|l| l.error.as_ref().map(|e| e.kind)).collect();
-        let retry_after = attempts.iter().filter_map(|l| l.error.as_ref().and_then(|e| e.retry_after)).min();
-        let mut summary = summary;
-        if stop == Stop::Deadline {
-            summary.push(format!("the route's total deadline of {:?} passed", route.timeouts.total));
-        }
-        GatewayError::AllTargetsFailed { route: route.name.clone(), summary, kinds, retry_after }
+async fn complete_attempt(provider: &Provider, request: AttemptRequest<'_>, timeout: Duration) -> Result<Completion, UpstreamError> {
+    match tokio::time::timeout(timeout, provider.send(request)).await {
+        Ok(Ok(Answer::Complete(completion))) => Ok(completion),
+        Ok(Ok(Answer::Stream(_))) => Err(UpstreamError::new(ErrorKind::Protocol, "streamed an answer that was not asked for")),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(UpstreamError::new(ErrorKind::Timeout, format!("no answer within {timeout:?}"))),
     }
+}
+
+type Opened = (Vec<StreamItem>, ItemStream, bool, Option<crate::providers::RateLimitHint>);
+
+/// Sends a streamed request and waits for its first content, all within `first_token`.
+async fn stream_attempt(provider: &Provider, request: AttemptRequest<'_>, first_token: Duration) -> Result<Opened, UpstreamError> {
+    let opening = async {
+        match provider.send(request).await? {
+            Answer::Stream(stream) => {
+                let (first, rest) = wait_for_first_content(stream.items).await?;
+                Ok((first, rest, stream.passthrough, stream.rate_limit))
+            }
+            Answer::Complete(_) => Err(UpstreamError::new(ErrorKind::Protocol, "answered in one piece when a stream was asked for")),
+        }
+    };
+    match tokio::time::timeout(first_token, opening).await {
+        Ok(result) => result,
+        Err(_) => Err(UpstreamError::new(ErrorKind::FirstTokenTimeout, format!("no first token within {first_token:?}"))),
+    }
+}
+
+/// The route's targets with a larger context window than `index`'s (all that declare
+/// one, when `index` declares none), largest last so the closest fit is tried first.
+fn larger_context(route: &RouteConfig, index: usize) -> Vec<usize> {
+    let current = route.targets[index].context_window.unwrap_or(0);
+    let mut larger: Vec<usize> = (0..route.targets.len())
+        .filter(|&i| route.targets[i].context_window.is_some_and(|w| w > current))
+        .collect();
+    larger.sort_by_key(|&i| route.targets[i].context_window);
+    larger
+}
+
+/// The error for a route none of whose targets could take an attempt.
+fn unavailable(route: &RouteConfig, skipped: &[routing::Skipped]) -> GatewayError {
+    let now = Instant::now();
+    let reasons = skipped.iter().map(|s| format!("{}: {}", route.targets[s.target].label(), s.reason)).collect();
+    let retry_after = skipped.iter().map(|s| s.until.saturating_duration_since(now)).min();
+    GatewayError::NoTargetAvailable { route: route.name.clone(), reasons, retry_after }
+}
+
+/// Turns a failed run into the error the client sees.
+fn failure(route: &RouteConfig, attempts: &[routing::AttemptLog], stop: Stop) -> GatewayError {
+    if let Stop::ClientFault(error) = stop {
+        return GatewayError::UpstreamRejected(error);
+    }
+    let mut summary: Vec<String> = attempts
+        .iter()
+        .enumerate()
+        .filter_map(|(n, log)| log.error().map(|e| format!("#{} {}: {e}", n + 1, route.targets[log.target].label())))
+        .collect();
+    let kinds = attempts.iter().filter_map(|l| l.error().map(|e| e.kind)).collect();
+    let retry_after = attempts.iter().filter_map(|l| l.error().and_then(|e| e.retry_after)).min();
+    if stop == Stop::Deadline {
+        summary.push(format!("the route's total deadline of {:?} passed", route.timeouts.total));
+    }
+    GatewayError::AllTargetsFailed { route: route.name.clone(), summary, kinds, retry_after }
 }
 
 /// Each provider gets its own connection pool, so one slow upstream cannot starve

@@ -16,7 +16,7 @@ use crate::canonical::{StreamEvent, Usage};
 use crate::config::{ProviderConfig, RouteConfig, TargetConfig};
 use crate::ledger::{AttemptOutcome, AttemptRecord, LedgerEntry, LedgerHandle, Outcome, PriceCatalog, RequestRecord};
 use crate::providers::UpstreamError;
-use crate::routing::AttemptLog;
+use crate::routing::{AttemptLog, AttemptResult, Health};
 use crate::telemetry;
 
 pub struct Settlement {
@@ -31,6 +31,10 @@ pub struct Settlement {
     answer_started: Option<Instant>,
     started: Instant,
     done: bool,
+    /// Route and target concurrency slots, released when the request is over.
+    permits: Vec<tokio::sync::OwnedSemaphorePermit>,
+    /// For a stream: where to report a break after its first token.
+    stream_health: Option<Arc<Health>>,
 }
 
 impl Settlement {
@@ -55,17 +59,22 @@ impl Settlement {
             attempt_count: 0,
             failover_reason: None,
         };
-        Settlement { ledger, prices, request, attempts: Vec::new(), pricing: Vec::new(), answering: None, answer_started: None, started: Instant::now(), done: false }
+        Settlement { ledger, prices, request, attempts: Vec::new(), pricing: Vec::new(), answering: None, answer_started: None, started: Instant::now(), done: false, permits: Vec::new(), stream_health: None }
     }
 
     pub fn request_id(&self) -> &str {
         &self.request.id
     }
 
+    /// Keeps a concurrency slot until the request is over.
+    pub(super) fn hold(&mut self, permit: Option<tokio::sync::OwnedSemaphorePermit>) {
+        self.permits.extend(permit);
+    }
+
     /// Records one attempt the failover engine made.
     pub(super) fn attempt(&mut self, target: &TargetConfig, provider: Option<&ProviderConfig>, log: &AttemptLog) {
-        let error = log.error.as_ref();
-        if error.is_none() {
+        let error = log.error();
+        if log.result == AttemptResult::Success {
             self.answering = Some(self.attempts.len());
             self.answer_started = Some(log.started);
         }
@@ -87,8 +96,16 @@ impl Settlement {
             usage: Usage::default(),
             cost_micros: 0,
             priced: false,
-            outcome: if error.is_some() { AttemptOutcome::Failed } else { AttemptOutcome::Success },
-            error_kind: error.map(|e| e.kind.as_str().to_owned()),
+            outcome: match log.result {
+                AttemptResult::Success => AttemptOutcome::Success,
+                AttemptResult::Failed(_) => AttemptOutcome::Failed,
+                AttemptResult::Cancelled => AttemptOutcome::Cancelled,
+            },
+            error_kind: match &log.result {
+                AttemptResult::Failed(e) => Some(e.kind.as_str().to_owned()),
+                AttemptResult::Cancelled => Some("hedge_lost".to_owned()),
+                AttemptResult::Success => None,
+            },
             status: error.and_then(|e| e.status),
             retry_after_ms: error.and_then(|e| e.retry_after).map(|d| d.as_millis() as u64),
         });
@@ -102,8 +119,9 @@ impl Settlement {
         }
     }
 
-    pub(super) fn stream_started(&mut self, ttft: Duration) {
+    pub(super) fn stream_started(&mut self, ttft: Duration, health: Arc<Health>) {
         self.answered(Usage::default(), Some(ttft));
+        self.stream_health = Some(health);
     }
 
     /// Folds a stream's usage reports into the answering attempt.
@@ -122,6 +140,9 @@ impl Settlement {
         if let Some(attempt) = self.answering.and_then(|i| self.attempts.get_mut(i)) {
             attempt.outcome = AttemptOutcome::Failed;
             attempt.error_kind = Some(error.kind.as_str().to_owned());
+            if let Some(health) = &self.stream_health {
+                health.record_failure(&attempt.target, error);
+            }
         }
     }
 

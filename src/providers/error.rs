@@ -37,6 +37,12 @@ pub enum ErrorKind {
     Protocol,
     /// The request uses a feature this target cannot express.
     Unsupported,
+    /// The gateway's own concurrency limit for the target was reached and no slot
+    /// came free in time (no upstream call was made).
+    Saturated,
+    /// The target's circuit is open or it is cooling down after a rate limit (no
+    /// upstream call was made).
+    Unavailable,
 }
 
 impl ErrorKind {
@@ -58,6 +64,8 @@ impl ErrorKind {
             ErrorKind::NotFound => "upstream_not_found",
             ErrorKind::Protocol => "protocol_error",
             ErrorKind::Unsupported => "unsupported_feature",
+            ErrorKind::Saturated => "target_saturated",
+            ErrorKind::Unavailable => "target_unavailable",
         }
     }
 
@@ -76,6 +84,8 @@ impl ErrorKind {
             | ErrorKind::ServerError
             | ErrorKind::Overloaded
             | ErrorKind::RateLimited
+            | ErrorKind::Saturated
+            | ErrorKind::Unavailable
             | ErrorKind::Protocol => Fault::Upstream,
         }
     }
@@ -163,6 +173,94 @@ impl fmt::Display for UpstreamError {
     }
 }
 
+/// What an upstream's rate-limit headers said about the quota left.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RateLimitHint {
+    pub limit_requests: Option<u64>,
+    pub remaining_requests: Option<u64>,
+    pub limit_tokens: Option<u64>,
+    pub remaining_tokens: Option<u64>,
+    /// When the most constrained quota resets.
+    pub reset_after: Option<Duration>,
+}
+
+impl RateLimitHint {
+    /// Nothing left of some quota: the next request would be a 429.
+    pub fn exhausted(&self) -> bool {
+        self.remaining_requests == Some(0) || self.remaining_tokens == Some(0)
+    }
+
+    /// The smallest known fraction of a quota left.
+    pub fn fraction_left(&self) -> Option<f64> {
+        let requests = self.limit_requests.zip(self.remaining_requests).filter(|(l, _)| *l > 0).map(|(l, r)| r as f64 / l as f64);
+        let tokens = self.limit_tokens.zip(self.remaining_tokens).filter(|(l, _)| *l > 0).map(|(l, r)| r as f64 / l as f64);
+        match (requests, tokens) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Reads OpenAI-style (`x-ratelimit-*`, also Azure, Groq and others) or Anthropic
+    /// (`anthropic-ratelimit-*`) headers. `None` when the upstream sends neither.
+    pub fn from_headers(headers: &http::HeaderMap) -> Option<RateLimitHint> {
+        let number = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
+        let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        let openai = RateLimitHint {
+            limit_requests: number("x-ratelimit-limit-requests"),
+            remaining_requests: number("x-ratelimit-remaining-requests"),
+            limit_tokens: number("x-ratelimit-limit-tokens"),
+            remaining_tokens: number("x-ratelimit-remaining-tokens"),
+            reset_after: [text("x-ratelimit-reset-requests"), text("x-ratelimit-reset-tokens")]
+                .into_iter()
+                .flatten()
+                .filter_map(parse_go_duration)
+                .max(),
+        };
+        if openai.remaining_requests.is_some() || openai.remaining_tokens.is_some() {
+            return Some(openai);
+        }
+        let reset_at = |name: &str| {
+            let at = chrono::DateTime::parse_from_rfc3339(text(name)?).ok()?;
+            (at.with_timezone(&chrono::Utc) - chrono::Utc::now()).to_std().ok()
+        };
+        let anthropic = RateLimitHint {
+            limit_requests: number("anthropic-ratelimit-requests-limit"),
+            remaining_requests: number("anthropic-ratelimit-requests-remaining"),
+            limit_tokens: number("anthropic-ratelimit-tokens-limit"),
+            remaining_tokens: number("anthropic-ratelimit-tokens-remaining"),
+            reset_after: [reset_at("anthropic-ratelimit-requests-reset"), reset_at("anthropic-ratelimit-tokens-reset")].into_iter().flatten().max(),
+        };
+        (anthropic.remaining_requests.is_some() || anthropic.remaining_tokens.is_some()).then_some(anthropic)
+    }
+}
+
+/// Parses OpenAI's reset durations, written the way Go prints them: `20ms`, `1s`, `6m0s`, `1h2m3.5s`.
+pub fn parse_go_duration(text: &str) -> Option<Duration> {
+    let mut total = 0.0f64;
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let value: f64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let seconds = match &rest[..unit_len] {
+            "h" => 3600.0,
+            "m" => 60.0,
+            "s" => 1.0,
+            "ms" => 0.001,
+            "us" | "µs" => 0.000_001,
+            "ns" => 0.000_000_001,
+            _ => return None,
+        };
+        total += value * seconds;
+        rest = &rest[unit_len..];
+    }
+    Some(Duration::from_secs_f64(total))
+}
+
 /// Parses a `retry-after` header: delta-seconds (possibly fractional) or an HTTP date.
 pub fn parse_retry_after(value: &str) -> Option<Duration> {
     let value = value.trim();
@@ -195,6 +293,31 @@ mod tests {
         assert_eq!(parse_retry_after("0.5"), Some(Duration::from_millis(500)));
         assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), Some(Duration::ZERO));
         assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    #[test]
+    fn go_style_reset_durations_parse() {
+        assert_eq!(parse_go_duration("6m0s"), Some(Duration::from_secs(360)));
+        assert_eq!(parse_go_duration("20ms"), Some(Duration::from_millis(20)));
+        assert_eq!(parse_go_duration("1h2m3.5s"), Some(Duration::from_secs_f64(3723.5)));
+        assert_eq!(parse_go_duration("soon"), None);
+    }
+
+    #[test]
+    fn rate_limit_headers_of_both_families_are_read() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert("x-ratelimit-limit-requests", "100".parse().unwrap());
+        headers.insert("x-ratelimit-remaining-requests", "3".parse().unwrap());
+        headers.insert("x-ratelimit-reset-requests", "1s".parse().unwrap());
+        let hint = RateLimitHint::from_headers(&headers).unwrap();
+        assert_eq!(hint.fraction_left(), Some(0.03));
+        assert_eq!(hint.reset_after, Some(Duration::from_secs(1)));
+
+        let mut headers = http::HeaderMap::new();
+        headers.insert("anthropic-ratelimit-requests-limit", "50".parse().unwrap());
+        headers.insert("anthropic-ratelimit-requests-remaining", "0".parse().unwrap());
+        assert!(RateLimitHint::from_headers(&headers).unwrap().exhausted());
+        assert_eq!(RateLimitHint::from_headers(&http::HeaderMap::new()), None);
     }
 
     #[test]

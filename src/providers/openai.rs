@@ -109,16 +109,18 @@ impl OpenAiChatUpstream {
             let body = response.bytes().await.unwrap_or_default();
             return Err(self.classify(status.as_u16(), &headers, &body));
         }
+        let rate_limit = RateLimitHint::from_headers(response.headers());
         if stream {
             let client_wants_usage = attempt.request.include_usage;
-            return Ok(Answer::Stream(EventStream { passthrough, items: self.event_stream(response, passthrough, client_wants_usage) }));
+            let items = self.event_stream(response, passthrough, client_wants_usage);
+            return Ok(Answer::Stream(EventStream { passthrough, rate_limit, items }));
         }
         let bytes = response.bytes().await.map_err(|e| UpstreamError::from_transport(&e))?;
         let wire: openai_chat::OpenAiChatResponse = serde_json::from_slice(&bytes)
             .map_err(|e| UpstreamError::new(ErrorKind::Protocol, format!("unreadable answer from {}: {e}", self.provider)))?;
         let response = openai_chat::decode_response(wire)
             .map_err(|e| UpstreamError::new(ErrorKind::Protocol, format!("unusable answer from {}: {e}", self.provider)))?;
-        Ok(Answer::Complete(Completion { response, passthrough: passthrough.then_some(bytes) }))
+        Ok(Answer::Complete(Completion { response, rate_limit, passthrough: passthrough.then_some(bytes) }))
     }
 
     /// The request body: the client's own JSON when it spoke this dialect (only the

@@ -1,11 +1,16 @@
-//! Ordered failover with per-target retries.
+//! Failover over a planned order of targets, with per-target retries and optional
+//! hedging.
 //!
-//! For each target in order: try; on a failure another attempt may fix, retry the
+//! For each target in the plan: try; on a failure another attempt may fix, retry the
 //! same target up to `retries` times with exponential backoff and jitter (or the
 //! upstream's `retry-after`, when it is not longer than the route allows); then move
-//! on. A client fault stops everything at once: it would fail on every target. The
-//! route's total deadline bounds the whole loop, backoff sleeps included.
+//! on. A client fault stops everything at once (it would fail everywhere), except a
+//! prompt too long for the model, which moves to targets with a larger context window
+//! when the route has some. With hedging, a first attempt that has not succeeded after
+//! `hedge_after` is raced against the next target; the first success wins and the other
+//! attempt is cancelled. The route's total deadline bounds everything.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::time::Duration;
 
@@ -15,6 +20,15 @@ use tokio::time::Instant;
 use crate::config::RetryPolicy;
 use crate::providers::{ErrorKind, UpstreamError};
 
+/// How one attempt ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AttemptResult {
+    Success,
+    Failed(UpstreamError),
+    /// Abandoned by the gateway: the other side of a hedge won.
+    Cancelled,
+}
+
 /// One attempt as the engine saw it.
 #[derive(Debug, Clone)]
 pub struct AttemptLog {
@@ -23,8 +37,26 @@ pub struct AttemptLog {
     pub started_at: chrono::DateTime<chrono::Utc>,
     pub started: Instant,
     pub elapsed: Duration,
-    /// `None` for the attempt that succeeded.
-    pub error: Option<UpstreamError>,
+    pub result: AttemptResult,
+}
+
+impl AttemptLog {
+    fn begin(target: usize) -> AttemptLog {
+        AttemptLog { target, started_at: chrono::Utc::now(), started: Instant::now(), elapsed: Duration::ZERO, result: AttemptResult::Success }
+    }
+
+    fn end(mut self, result: AttemptResult) -> AttemptLog {
+        self.elapsed = self.started.elapsed();
+        self.result = result;
+        self
+    }
+
+    pub fn error(&self) -> Option<&UpstreamError> {
+        match &self.result {
+            AttemptResult::Failed(e) => Some(e),
+            AttemptResult::Success | AttemptResult::Cancelled => None,
+        }
+    }
 }
 
 /// Why the engine stopped without an answer.
@@ -32,7 +64,7 @@ pub struct AttemptLog {
 pub enum Stop {
     /// The upstream blamed the request itself; it is returned to the client as is.
     ClientFault(UpstreamError),
-    /// Every target was tried (and retried) and failed.
+    /// Every planned target was tried (and retried) and failed.
     Exhausted,
     /// The route's total deadline passed.
     Deadline,
@@ -46,51 +78,171 @@ pub struct Failover<T> {
     pub attempts: Vec<AttemptLog>,
 }
 
-/// Runs attempts over `targets` targets until one succeeds.
-pub async fn run<T, F, Fut>(targets: usize, policy: &RetryPolicy, deadline: Instant, mut attempt: F) -> Failover<T>
+pub struct Options<'a> {
+    pub retry: &'a RetryPolicy,
+    pub deadline: Instant,
+    pub hedge_after: Option<Duration>,
+}
+
+/// What to do after a failed attempt.
+enum Next {
+    Stop(Stop),
+    Retry(Duration),
+    NextTarget,
+}
+
+/// Runs attempts over the planned targets until one succeeds. `larger_context(target)`
+/// lists the route's targets with a larger context window than `target`'s.
+pub async fn run<T, F, Fut, L>(plan: Vec<usize>, options: &Options<'_>, larger_context: L, mut attempt: F) -> Failover<T>
+where
+    F: FnMut(usize) -> Fut,
+    Fut: Future<Output = Result<T, UpstreamError>>,
+    L: Fn(usize) -> Vec<usize>,
+{
+    let mut attempts = Vec::new();
+    let mut queue: VecDeque<usize> = plan.into();
+    let mut tried: Vec<usize> = Vec::new();
+    let deadline = options.deadline;
+    while let Some(target) = queue.pop_front() {
+        tried.push(target);
+        let mut retries_used = 0;
+        loop {
+            if Instant::now() >= deadline {
+                return Failover { result: Err(Stop::Deadline), attempts };
+            }
+            let hedge = options.hedge_after.filter(|_| retries_used == 0).and_then(|after| queue.front().map(|&next| (after, next)));
+            let error = match hedge {
+                None => {
+                    let log = AttemptLog::begin(target);
+                    match within(deadline, attempt(target)).await {
+                        Ok(answer) => {
+                            attempts.push(log.end(AttemptResult::Success));
+                            return Failover { result: Ok((target, answer)), attempts };
+                        }
+                        Err(error) => {
+                            attempts.push(log.end(AttemptResult::Failed(error.clone())));
+                            error
+                        }
+                    }
+                }
+                Some((after, next)) => match race(target, next, after, deadline, &mut attempt, &mut attempts).await {
+                    Raced::Won(winner, answer) => return Failover { result: Ok((winner, answer)), attempts },
+                    Raced::FirstFailed(error) => error,
+                    Raced::BothFailed(error) => {
+                        // The hedge target has had its attempt too.
+                        queue.retain(|&t| t != next);
+                        tried.push(next);
+                        match decide(&error, options.retry.retries, options.retry) {
+                            Next::Stop(stop) => return Failover { result: Err(stop), attempts },
+                            Next::Retry(_) | Next::NextTarget => break,
+                        }
+                    }
+                },
+            };
+            if error.kind == ErrorKind::ContextTooLong {
+                let larger: Vec<usize> = larger_context(target).into_iter().filter(|t| !tried.contains(t)).collect();
+                if larger.is_empty() {
+                    return Failover { result: Err(Stop::ClientFault(error)), attempts };
+                }
+                queue = larger.into();
+                break;
+            }
+            match decide(&error, retries_used, options.retry) {
+                Next::Stop(stop) => return Failover { result: Err(stop), attempts },
+                Next::NextTarget => break,
+                Next::Retry(delay) => {
+                    if Instant::now() + delay >= deadline {
+                        break;
+                    }
+                    retries_used += 1;
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+    }
+    Failover { result: Err(Stop::Exhausted), attempts }
+}
+
+fn decide(error: &UpstreamError, retries_used: u32, policy: &RetryPolicy) -> Next {
+    if !error.kind.try_next_target() {
+        return Next::Stop(Stop::ClientFault(error.clone()));
+    }
+    if retries_used >= policy.retries || !error.kind.retry_same_target() {
+        return Next::NextTarget;
+    }
+    // `None`: the upstream asked for a longer wait than the route allows.
+    backoff_delay(policy, retries_used + 1, error.retry_after).map_or(Next::NextTarget, Next::Retry)
+}
+
+async fn within<T>(deadline: Instant, attempt: impl Future<Output = Result<T, UpstreamError>>) -> Result<T, UpstreamError> {
+    match tokio::time::timeout_at(deadline, attempt).await {
+        Ok(result) => result,
+        Err(_) => Err(UpstreamError::new(ErrorKind::Timeout, "the route's total deadline passed during the attempt")),
+    }
+}
+
+enum Raced<T> {
+    Won(usize, T),
+    /// The first target failed before the hedge started: handle it like any failure.
+    FirstFailed(UpstreamError),
+    /// Both attempts failed; the error is the first target's.
+    BothFailed(UpstreamError),
+}
+
+/// Races `first` against `second`, started `after` later if `first` has not finished.
+async fn race<T, F, Fut>(first: usize, second: usize, after: Duration, deadline: Instant, attempt: &mut F, logs: &mut Vec<AttemptLog>) -> Raced<T>
 where
     F: FnMut(usize) -> Fut,
     Fut: Future<Output = Result<T, UpstreamError>>,
 {
-    let mut attempts = Vec::new();
-    for target in 0..targets {
-        let mut retries_used = 0;
-        loop {
-            let started = Instant::now();
-            if started >= deadline {
-                return Failover { result: Err(Stop::Deadline), attempts };
-            }
-            let started_at = chrono::Utc::now();
-            let result = match tokio::time::timeout_at(deadline, attempt(target)).await {
-                Ok(result) => result,
-                Err(_) => Err(UpstreamError::new(ErrorKind::Timeout, "the route's total deadline passed during the attempt")),
-            };
-            let elapsed = started.elapsed();
-            let error = match result {
+    let first_log = AttemptLog::begin(first);
+    let a = within(deadline, attempt(first));
+    tokio::pin!(a);
+    tokio::select! {
+        result = &mut a => {
+            return match result {
                 Ok(answer) => {
-                    attempts.push(AttemptLog { target, started_at, started, elapsed, error: None });
-                    return Failover { result: Ok((target, answer)), attempts };
+                    logs.push(first_log.end(AttemptResult::Success));
+                    Raced::Won(first, answer)
                 }
-                Err(error) => error,
+                Err(error) => {
+                    logs.push(first_log.end(AttemptResult::Failed(error.clone())));
+                    Raced::FirstFailed(error)
+                }
             };
-            attempts.push(AttemptLog { target, started_at, started, elapsed, error: Some(error.clone()) });
-            if !error.kind.try_next_target() {
-                return Failover { result: Err(Stop::ClientFault(error)), attempts };
-            }
-            if retries_used >= policy.retries || !error.kind.retry_same_target() {
-                break;
-            }
-            retries_used += 1;
-            let Some(delay) = backoff_delay(policy, retries_used, error.retry_after) else {
-                break; // the upstream asked for a longer wait than the route allows
-            };
-            if Instant::now() + delay >= deadline {
-                break;
-            }
-            tokio::time::sleep(delay).await;
+        }
+        _ = tokio::time::sleep(after) => {}
+    }
+    let second_log = AttemptLog::begin(second);
+    let b = within(deadline, attempt(second));
+    tokio::pin!(b);
+    let (mut first_error, mut second_error) = (None, None);
+    loop {
+        tokio::select! {
+            result = &mut a, if first_error.is_none() => match result {
+                Ok(answer) => {
+                    logs.push(first_log.end(AttemptResult::Success));
+                    logs.push(second_log.end(second_error.map_or(AttemptResult::Cancelled, AttemptResult::Failed)));
+                    return Raced::Won(first, answer);
+                }
+                Err(error) => first_error = Some(error),
+            },
+            result = &mut b, if second_error.is_none() => match result {
+                Ok(answer) => {
+                    logs.push(first_log.end(first_error.map_or(AttemptResult::Cancelled, AttemptResult::Failed)));
+                    logs.push(second_log.end(AttemptResult::Success));
+                    return Raced::Won(second, answer);
+                }
+                Err(error) => second_error = Some(error),
+            },
+        }
+        if let (Some(a_error), Some(b_error)) = (&first_error, &second_error) {
+            let error = a_error.clone();
+            logs.push(first_log.end(AttemptResult::Failed(a_error.clone())));
+            logs.push(second_log.end(AttemptResult::Failed(b_error.clone())));
+            return Raced::BothFailed(error);
         }
     }
-    Failover { result: Err(Stop::Exhausted), attempts }
 }
 
 /// The wait before retry number `retry` (1-based): exponential from `backoff`, capped at
@@ -134,7 +286,8 @@ mod tests {
         let calls = Arc::new(Mutex::new(Vec::new()));
         let results = Arc::new(Mutex::new(results.into_iter()));
         let deadline = Instant::now() + Duration::from_secs(60);
-        let outcome = run(targets, &policy, deadline, |target| {
+        let options = Options { retry: &policy, deadline, hedge_after: None };
+        let outcome = run((0..targets).collect(), &options, |_| Vec::new(), |target| {
             calls.lock().unwrap().push(target);
             let next = results.lock().unwrap().next().unwrap_or(Err(err(ErrorKind::ServerError)));
             async move { next }
@@ -192,16 +345,70 @@ mod tests {
         let (outcome, calls) = script(2, policy(1), vec![]).await;
         assert_eq!(calls, vec![0, 0, 1, 1]);
         assert_eq!(outcome.result.unwrap_err(), Stop::Exhausted);
-        assert!(outcome.attempts.iter().all(|a| a.error.is_some()));
+        assert!(outcome.attempts.iter().all(|a| a.error().is_some()));
     }
 
     #[tokio::test(start_paused = true)]
     async fn the_total_deadline_bounds_a_stalled_attempt() {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let outcome: Failover<()> = run(2, &policy(0), deadline, |_| std::future::pending()).await;
+        let policy = policy(0);
+        let options = Options { retry: &policy, deadline: Instant::now() + Duration::from_secs(5), hedge_after: None };
+        let outcome: Failover<()> = run(vec![0, 1], &options, |_| Vec::new(), |_| std::future::pending()).await;
         assert_eq!(outcome.result.unwrap_err(), Stop::Deadline);
         assert_eq!(outcome.attempts.len(), 1);
-        assert_eq!(outcome.attempts[0].error.as_ref().unwrap().kind, ErrorKind::Timeout);
+        assert_eq!(outcome.attempts[0].error().unwrap().kind, ErrorKind::Timeout);
+    }
+
+    /// Target 0 answers after `slow`, target 1 after `fast`; hedging after 1 s.
+    async fn hedged(slow: Duration, fast: Duration) -> (Failover<usize>, Duration) {
+        let policy = policy(0);
+        let start = Instant::now();
+        let options = Options { retry: &policy, deadline: start + Duration::from_secs(60), hedge_after: Some(Duration::from_secs(1)) };
+        let outcome = run(vec![0, 1], &options, |_| Vec::new(), |target| async move {
+            tokio::time::sleep(if target == 0 { slow } else { fast }).await;
+            Ok(target)
+        })
+        .await;
+        (outcome, start.elapsed())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_first_target_is_hedged_and_the_faster_answer_wins() {
+        let (outcome, elapsed) = hedged(Duration::from_secs(10), Duration::from_millis(500)).await;
+        assert_eq!(outcome.result.unwrap(), (1, 1));
+        assert_eq!(elapsed, Duration::from_millis(1500));
+        let results: Vec<_> = outcome.attempts.iter().map(|a| (a.target, a.result.clone())).collect();
+        assert_eq!(results, vec![(0, AttemptResult::Cancelled), (1, AttemptResult::Success)]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_first_target_answering_before_the_hedge_delay_starts_no_hedge() {
+        let (outcome, _) = hedged(Duration::from_millis(900), Duration::from_millis(1)).await;
+        assert_eq!(outcome.result.unwrap(), (0, 0));
+        assert_eq!(outcome.attempts.len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_hedged_first_target_can_still_win() {
+        let (outcome, _) = hedged(Duration::from_millis(1200), Duration::from_secs(5)).await;
+        assert_eq!(outcome.result.unwrap(), (0, 0));
+        assert_eq!(outcome.attempts[1].result, AttemptResult::Cancelled);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_prompt_too_long_moves_to_a_larger_context_target_only() {
+        let policy = policy(2);
+        let options = Options { retry: &policy, deadline: Instant::now() + Duration::from_secs(60), hedge_after: None };
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let outcome = run(vec![0, 1, 2], &options, |_| vec![2], |target| {
+            calls.lock().unwrap().push(target);
+            async move { if target == 0 { Err(err(ErrorKind::ContextTooLong)) } else { Ok(target) } }
+        })
+        .await;
+        assert_eq!(outcome.result.unwrap(), (2, 2));
+        assert_eq!(*calls.lock().unwrap(), vec![0, 2]);
+
+        let outcome: Failover<usize> = run(vec![0, 1], &options, |_| Vec::new(), |_| async { Err(err(ErrorKind::ContextTooLong)) }).await;
+        assert!(matches!(outcome.result, Err(Stop::ClientFault(e)) if e.kind == ErrorKind::ContextTooLong));
     }
 
     #[test]

@@ -4,5 +4,9 @@
 //! formats: it only reads the classification adapters put on each failure.
 
 mod failover;
+mod health;
+mod plan;
 
-pub use failover::{backoff_delay, run, AttemptLog, Failover, Stop};
+pub use failover::{backoff_delay, run, AttemptLog, AttemptResult, Failover, Options, Stop};
+pub use health::{AttemptGuard, AttemptReport, Availability, Circuit, Health, TargetHealthView};
+pub use plan::{plan, Plan, PlanContext, Skipped, ShareTracker};

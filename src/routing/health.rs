@@ -1,0 +1,439 @@
+//! What the gateway has learned about each target: circuit breakers, rate-limit
+//! cooldowns, quota hints and latency. Shared by every request (and kept across config
+//! reloads); keyed by target label (`provider/model`).
+//!
+//! A breaker opens after `consecutive_failures` upstream faults in a row, or when the
+//! error rate over a sliding window passes `error_rate` (once `min_requests` were
+//! seen). After `open_for` it lets `half_open_probes` requests through; a success closes
+//! it, a failure opens it again. Rate limits are not breaker failures: a 429 puts the
+//! target in cooldown for its `retry-after`, and quota headers that say the limit is
+//! (nearly) used up steer traffic elsewhere before the 429 comes.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::time::Instant;
+
+use crate::config::BreakerPolicy;
+use crate::providers::{ErrorKind, Fault, RateLimitHint, UpstreamError};
+
+/// Weight of the newest latency sample in the moving average.
+const EWMA_ALPHA: f64 = 0.3;
+/// A 429 without `retry-after` cools the target down this long.
+const DEFAULT_COOLDOWN: Duration = Duration::from_secs(1);
+/// Below this share of its quota left, a target is tried after the others.
+const LOW_QUOTA_FRACTION: f64 = 0.05;
+
+#[derive(Debug, Default)]
+pub struct Health {
+    targets: Mutex<HashMap<String, TargetState>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Circuit {
+    Closed,
+    Open,
+    HalfOpen,
+}
+
+/// Whether a target can take an attempt now.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Availability {
+    Ready {
+        /// The target's quota is nearly used up: try it after the others.
+        low_quota: bool,
+    },
+    /// Not now: `reason` says why, `until` when that may change.
+    Unavailable { reason: &'static str, until: Instant },
+}
+
+/// How an attempt ended, as far as the target's health is concerned.
+#[derive(Debug, Clone)]
+pub enum AttemptReport {
+    Success { latency: Duration, ttft: Option<Duration>, rate_limit: Option<RateLimitHint> },
+    Failure(UpstreamError),
+    /// Abandoned by the gateway (a lost hedge, a client that left): says nothing about the target.
+    Cancelled,
+}
+
+#[derive(Debug)]
+struct TargetState {
+    policy: BreakerPolicy,
+    circuit: Circuit,
+    open_until: Instant,
+    probes_in_flight: u32,
+    consecutive_failures: u32,
+    /// Recent outcomes (time, success) within the policy's window.
+    window: VecDeque<(Instant, bool)>,
+    cooldown_until: Option<Instant>,
+    quota: Option<(RateLimitHint, Instant)>,
+    latency_ms: Option<f64>,
+    ttft_ms: Option<f64>,
+}
+
+impl TargetState {
+    fn new(policy: BreakerPolicy) -> Self {
+        TargetState {
+            policy,
+            circuit: Circuit::Closed,
+            open_until: Instant::now(),
+            probes_in_flight: 0,
+            consecutive_failures: 0,
+            window: VecDeque::new(),
+            cooldown_until: None,
+            quota: None,
+            latency_ms: None,
+            ttft_ms: None,
+        }
+    }
+
+    fn availability(&mut self, now: Instant) -> Availability {
+        if let Some(until) = self.cooldown_until {
+            if now < until {
+                return Availability::Unavailable { reason: "rate_limit_cooldown", until };
+            }
+            self.cooldown_until = None;
+        }
+        match self.circuit {
+            Circuit::Open if now < self.open_until => {
+                return Availability::Unavailable { reason: "circuit_open", until: self.open_until };
+            }
+            Circuit::Open => {
+                self.set_circuit(Circuit::HalfOpen);
+                self.probes_in_flight = 0;
+            }
+            Circuit::HalfOpen if self.probes_in_flight >= self.policy.half_open_probes => {
+                return Availability::Unavailable { reason: "circuit_half_open_probing", until: now + Duration::from_millis(100) };
+            }
+            Circuit::HalfOpen | Circuit::Closed => {}
+        }
+        let mut low_quota = false;
+        if let Some((hint, reset_at)) = &self.quota {
+            if now >= *reset_at {
+                self.quota = None;
+            } else if hint.exhausted() {
+                return Availability::Unavailable { reason: "quota_exhausted", until: *reset_at };
+            } else {
+                low_quota = hint.fraction_left().is_some_and(|f| f < LOW_QUOTA_FRACTION);
+            }
+        }
+        Availability::Ready { low_quota }
+    }
+
+    fn record(&mut self, report: &AttemptReport, now: Instant) {
+        let was_probe = self.circuit == Circuit::HalfOpen;
+        if was_probe {
+            self.probes_in_flight = self.probes_in_flight.saturating_sub(1);
+        }
+        match report {
+            AttemptReport::Cancelled => {}
+            AttemptReport::Success { latency, ttft, rate_limit } => {
+                self.consecutive_failures = 0;
+                self.push_outcome(now, true);
+                self.set_circuit(Circuit::Closed);
+                self.latency_ms = Some(ewma(self.latency_ms, latency.as_secs_f64() * 1000.0));
+                if let Some(ttft) = ttft {
+                    self.ttft_ms = Some(ewma(self.ttft_ms, ttft.as_secs_f64() * 1000.0));
+                }
+                self.quota = rate_limit.clone().map(|hint| {
+                    let reset_at = now + hint.reset_after.unwrap_or(Duration::from_secs(1));
+                    (hint, reset_at)
+                });
+            }
+            AttemptReport::Failure(error) if error.kind == ErrorKind::RateLimited => {
+                let wait = error.retry_after.unwrap_or(DEFAULT_COOLDOWN);
+                self.cooldown_until = Some(now + wait);
+            }
+            AttemptReport::Failure(error) if counts_against_target(error) => {
+                self.consecutive_failures += 1;
+                self.push_outcome(now, false);
+                if was_probe || self.should_open() {
+                    self.open_until = now + self.policy.open_for;
+                    self.set_circuit(Circuit::Open);
+                }
+            }
+            AttemptReport::Failure(_) => {}
+        }
+    }
+
+    fn should_open(&self) -> bool {
+        if self.consecutive_failures >= self.policy.consecutive_failures {
+            return true;
+        }
+        let seen = self.window.len() as u32;
+        if seen < self.policy.min_requests {
+            return false;
+        }
+        let failures = self.window.iter().filter(|(_, ok)| !ok).count() as f64;
+        failures / seen as f64 >= self.policy.error_rate
+    }
+
+    fn push_outcome(&mut self, now: Instant, ok: bool) {
+        self.window.push_back((now, ok));
+        while self.window.front().is_some_and(|(at, _)| now.duration_since(*at) > self.policy.window) {
+            self.window.pop_front();
+        }
+    }
+
+    fn set_circuit(&mut self, circuit: Circuit) {
+        self.circuit = circuit;
+    }
+}
+
+/// Upstream and configuration faults say the target is unwell; the client's own
+/// mistakes, rate limits and the gateway's own queueing do not.
+fn counts_against_target(error: &UpstreamError) -> bool {
+    error.kind.fault() != Fault::Client && !matches!(error.kind, ErrorKind::RateLimited | ErrorKind::Saturated | ErrorKind::Unavailable)
+}
+
+fn ewma(previous: Option<f64>, sample: f64) -> f64 {
+    match previous {
+        Some(p) => p + EWMA_ALPHA * (sample - p),
+        None => sample,
+    }
+}
+
+/// A target's state, for the admin API and metrics.
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetHealthView {
+    pub target: String,
+    pub circuit: Circuit,
+    pub consecutive_failures: u32,
+    pub recent_requests: usize,
+    pub recent_error_rate: f64,
+    /// Seconds until the circuit may half-open, when open.
+    pub open_for_secs: Option<f64>,
+    pub cooldown_secs: Option<f64>,
+    pub latency_ewma_ms: Option<f64>,
+    pub ttft_ewma_ms: Option<f64>,
+    pub remaining_requests: Option<u64>,
+    pub remaining_tokens: Option<u64>,
+}
+
+/// A claim on a target for one attempt: dropping it without [`AttemptGuard::report`]
+/// counts as cancelled, so half-open probe slots are never leaked.
+pub struct AttemptGuard {
+    health: Arc<Health>,
+    target: String,
+    reported: bool,
+}
+
+impl AttemptGuard {
+    pub fn report(mut self, report: AttemptReport) {
+        self.reported = true;
+        self.health.record(&self.target, &report);
+    }
+}
+
+impl Drop for AttemptGuard {
+    fn drop(&mut self) {
+        if !self.reported {
+            self.health.record(&self.target, &AttemptReport::Cancelled);
+        }
+    }
+}
+
+impl Health {
+    pub fn new() -> Arc<Health> {
+        Arc::new(Health::default())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, TargetState>> {
+        // A panic while holding the lock leaves plain counters behind; keep using them.
+        self.targets.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Whether `target` can take an attempt now (without claiming it).
+    pub fn availability(&self, target: &str, policy: &BreakerPolicy) -> Availability {
+        let mut targets = self.lock();
+        let state = targets.entry(target.to_owned()).or_insert_with(|| TargetState::new(*policy));
+        state.policy = *policy;
+        state.availability(Instant::now())
+    }
+
+    /// Claims `target` for one attempt, taking a half-open probe slot when probing.
+    pub fn begin(self: &Arc<Self>, target: &str, policy: &BreakerPolicy) -> Result<AttemptGuard, Availability> {
+        let mut targets = self.lock();
+        let state = targets.entry(target.to_owned()).or_insert_with(|| TargetState::new(*policy));
+        state.policy = *policy;
+        match state.availability(Instant::now()) {
+            Availability::Ready { .. } => {
+                if state.circuit == Circuit::HalfOpen {
+                    state.probes_in_flight += 1;
+                }
+                publish(target, state);
+                Ok(AttemptGuard { health: self.clone(), target: target.to_owned(), reported: false })
+            }
+            unavailable => Err(unavailable),
+        }
+    }
+
+    /// Records a failure that happened after the attempt was reported a success: a
+    /// stream that broke after its first token.
+    pub fn record_failure(&self, target: &str, error: &UpstreamError) {
+        self.record(target, &AttemptReport::Failure(error.clone()));
+    }
+
+    fn record(&self, target: &str, report: &AttemptReport) {
+        let mut targets = self.lock();
+        if let Some(state) = targets.get_mut(target) {
+            state.record(report, Instant::now());
+            publish(target, state);
+        }
+    }
+
+    /// The target's recent latency to first token (streams) or answer, in milliseconds.
+    pub fn latency_ms(&self, target: &str) -> Option<f64> {
+        let targets = self.lock();
+        targets.get(target).and_then(|s| s.ttft_ms.or(s.latency_ms))
+    }
+
+    pub fn snapshot(&self) -> Vec<TargetHealthView> {
+        let now = Instant::now();
+        let targets = self.lock();
+        let mut views: Vec<_> = targets
+            .iter()
+            .map(|(target, s)| {
+                let failures = s.window.iter().filter(|(_, ok)| !ok).count();
+                TargetHealthView {
+                    target: target.clone(),
+                    circuit: s.circuit,
+                    consecutive_failures: s.consecutive_failures,
+                    recent_requests: s.window.len(),
+                    recent_error_rate: if s.window.is_empty() { 0.0 } else { failures as f64 / s.window.len() as f64 },
+                    open_for_secs: (s.circuit == Circuit::Open).then(|| s.open_until.saturating_duration_since(now).as_secs_f64()),
+                    cooldown_secs: s.cooldown_until.filter(|u| *u > now).map(|u| (u - now).as_secs_f64()),
+                    latency_ewma_ms: s.latency_ms,
+                    ttft_ewma_ms: s.ttft_ms,
+                    remaining_requests: s.quota.as_ref().and_then(|(h, _)| h.remaining_requests),
+                    remaining_tokens: s.quota.as_ref().and_then(|(h, _)| h.remaining_tokens),
+                }
+            })
+            .collect();
+        views.sort_by(|a, b| a.target.cmp(&b.target));
+        views
+    }
+}
+
+/// Keeps the breaker-state gauge current: 0 closed, 1 half-open, 2 open.
+fn publish(target: &str, state: &TargetState) {
+    let value = match state.circuit {
+        Circuit::Closed => 0.0,
+        Circuit::HalfOpen => 1.0,
+        Circuit::Open => 2.0,
+    };
+    metrics::gauge!("switchyard_circuit_state", "target" => target.to_owned()).set(value);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> BreakerPolicy {
+        BreakerPolicy {
+            consecutive_failures: 3,
+            error_rate: 0.5,
+            window: Duration::from_secs(30),
+            min_requests: 10,
+            open_for: Duration::from_secs(5),
+            half_open_probes: 1,
+        }
+    }
+
+    fn fail(health: &Arc<Health>, kind: ErrorKind) {
+        health.begin("t", &policy()).unwrap().report(AttemptReport::Failure(UpstreamError::new(kind, "x")));
+    }
+
+    fn succeed(health: &Arc<Health>) {
+        let report = AttemptReport::Success { latency: Duration::from_millis(100), ttft: None, rate_limit: None };
+        health.begin("t", &policy()).unwrap().report(report);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn consecutive_failures_open_the_circuit_until_a_half_open_probe_succeeds() {
+        let health = Health::new();
+        for _ in 0..3 {
+            fail(&health, ErrorKind::ServerError);
+        }
+        assert!(matches!(health.availability("t", &policy()), Availability::Unavailable { reason: "circuit_open", .. }));
+        tokio::time::advance(Duration::from_secs(5)).await;
+        let probe = health.begin("t", &policy()).expect("one probe is let through");
+        assert!(health.begin("t", &policy()).is_err(), "only one probe at a time");
+        probe.report(AttemptReport::Success { latency: Duration::from_millis(10), ttft: None, rate_limit: None });
+        assert_eq!(health.snapshot()[0].circuit, Circuit::Closed);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_probe_opens_the_circuit_again() {
+        let health = Health::new();
+        for _ in 0..3 {
+            fail(&health, ErrorKind::Timeout);
+        }
+        tokio::time::advance(Duration::from_secs(5)).await;
+        fail(&health, ErrorKind::Connect);
+        assert_eq!(health.snapshot()[0].circuit, Circuit::Open);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_dropped_probe_frees_its_slot() {
+        let health = Health::new();
+        for _ in 0..3 {
+            fail(&health, ErrorKind::ServerError);
+        }
+        tokio::time::advance(Duration::from_secs(5)).await;
+        drop(health.begin("t", &policy()).unwrap());
+        assert!(health.begin("t", &policy()).is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_high_error_rate_opens_the_circuit_without_consecutive_failures() {
+        let health = Health::new();
+        for _ in 0..5 {
+            succeed(&health);
+            fail(&health, ErrorKind::ServerError);
+        }
+        // Half of the last 10 failed, never two in a row.
+        assert_eq!(health.snapshot()[0].circuit, Circuit::Open);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn client_faults_and_rate_limits_never_open_the_circuit() {
+        let health = Health::new();
+        for _ in 0..10 {
+            fail(&health, ErrorKind::InvalidRequest);
+        }
+        assert_eq!(health.snapshot()[0].circuit, Circuit::Closed);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_429_cools_the_target_down_for_its_retry_after() {
+        let health = Health::new();
+        let limited = UpstreamError::new(ErrorKind::RateLimited, "slow down").with_retry_after(Some(Duration::from_secs(2)));
+        health.begin("t", &policy()).unwrap().report(AttemptReport::Failure(limited));
+        assert!(matches!(health.availability("t", &policy()), Availability::Unavailable { reason: "rate_limit_cooldown", .. }));
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert_eq!(health.availability("t", &policy()), Availability::Ready { low_quota: false });
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn quota_headers_steer_away_before_the_limit_and_stop_at_zero() {
+        let health = Health::new();
+        let hint = |remaining| RateLimitHint {
+            limit_requests: Some(1000),
+            remaining_requests: Some(remaining),
+            limit_tokens: None,
+            remaining_tokens: None,
+            reset_after: Some(Duration::from_secs(10)),
+        };
+        let report = |remaining| AttemptReport::Success { latency: Duration::from_millis(1), ttft: None, rate_limit: Some(hint(remaining)) };
+        health.begin("t", &policy()).unwrap().report(report(10));
+        assert_eq!(health.availability("t", &policy()), Availability::Ready { low_quota: true });
+        health.begin("t", &policy()).unwrap().report(report(0));
+        assert!(matches!(health.availability("t", &policy()), Availability::Unavailable { reason: "quota_exhausted", .. }));
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert_eq!(health.availability("t", &policy()), Availability::Ready { low_quota: false });
+    }
+}

@@ -1,0 +1,194 @@
+//! Planning: the order in which a request will try a route's targets.
+//!
+//! The route's strategy proposes an order; health then decides: targets with an open
+//! circuit, in rate-limit cooldown or out of quota are skipped (with the reason and
+//! when that may change), and targets nearly out of quota or over the route's topology
+//! share cap are moved behind the others. A cap never makes the route fail: when every
+//! other target fails, the capped one still answers.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rand::Rng;
+use tokio::time::Instant;
+
+use super::health::{Availability, Health};
+use crate::config::{ProviderConfig, RouteConfig, Strategy, Topology, TopologyDimension};
+use crate::ledger::PriceCatalog;
+
+/// Fewer answered requests than this in the window and share caps are not enforced:
+/// a cap over three requests would just be noise.
+const MIN_SHARE_SAMPLES: usize = 10;
+
+/// What planning needs to know about one route.
+pub struct PlanContext<'a> {
+    pub route: &'a RouteConfig,
+    /// The provider of each of the route's targets, in target order.
+    pub providers: Vec<Option<&'a ProviderConfig>>,
+    pub health: &'a Health,
+    pub prices: &'a PriceCatalog,
+    pub shares: &'a ShareTracker,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// Target indices to try, in order.
+    pub order: Vec<usize>,
+    pub skipped: Vec<Skipped>,
+}
+
+/// A target left out of the plan, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Skipped {
+    pub target: usize,
+    pub reason: &'static str,
+    pub until: Instant,
+}
+
+pub fn plan(ctx: &PlanContext<'_>) -> Plan {
+    let proposed = propose(ctx);
+    let mut preferred = Vec::new();
+    let mut demoted = Vec::new();
+    let mut skipped = Vec::new();
+    for index in proposed {
+        let target = &ctx.route.targets[index];
+        let label = target.label();
+        let provider = ctx.providers.get(index).copied().flatten();
+        let policy = provider.map(|p| p.breaker).unwrap_or_default();
+        match ctx.health.availability(&label, &policy) {
+            Availability::Unavailable { reason, until } => skipped.push(Skipped { target: index, reason, until }),
+            Availability::Ready { low_quota } => {
+                let over_cap = provider.is_some_and(|p| over_share_cap(ctx, &p.topology));
+                if low_quota || over_cap {
+                    demoted.push(index);
+                } else {
+                    preferred.push(index);
+                }
+            }
+        }
+    }
+    preferred.extend(demoted);
+    Plan { order: preferred, skipped }
+}
+
+/// The strategy's order, before health is considered.
+fn propose(ctx: &PlanContext<'_>) -> Vec<usize> {
+    let targets = &ctx.route.targets;
+    let mut order: Vec<usize> = (0..targets.len()).collect();
+    match ctx.route.strategy {
+        Strategy::Priority => {}
+        Strategy::Weighted => {
+            // Weighted sampling without replacement: each pick is random by weight
+            // among the targets not yet picked.
+            let mut rng = rand::rng();
+            let mut remaining = order;
+            order = Vec::with_capacity(remaining.len());
+            while !remaining.is_empty() {
+                let total: u64 = remaining.iter().map(|&i| u64::from(targets[i].weight.max(1))).sum();
+                let mut roll = rng.random_range(0..total);
+                let pick = remaining
+                    .iter()
+                    .position(|&i| {
+                        let w = u64::from(targets[i].weight.max(1));
+                        if roll < w {
+                            true
+                        } else {
+                            roll -= w;
+                            false
+                        }
+                    })
+                    .unwrap_or(0);
+                order.push(remaining.remove(pick));
+            }
+        }
+        Strategy::LeastLatency => {
+            // Power of two choices: of two random targets the faster goes first, so
+            // load spreads instead of stampeding the single fastest one; the rest
+            // follow fastest first. Targets never measured count as fastest, so
+            // each gets measured.
+            let latency = |i: usize| ctx.health.latency_ms(&targets[i].label()).unwrap_or(0.0);
+            order.sort_by(|&a, &b| latency(a).total_cmp(&latency(b)));
+            if order.len() >= 2 {
+                let mut rng = rand::rng();
+                let a = rng.random_range(0..order.len());
+                let mut b = rng.random_range(0..order.len() - 1);
+                if b >= a {
+                    b += 1;
+                }
+                let first = if latency(order[a]) <= latency(order[b]) { a } else { b };
+                let chosen = order.remove(first);
+                order.insert(0, chosen);
+            }
+        }
+        Strategy::Cheapest => {
+            let now = chrono::Utc::now();
+            let price = |i: usize| {
+                let target = &targets[i];
+                let catalog = ctx.providers.get(i).copied().flatten().map(|p| p.catalog.as_str()).unwrap_or("");
+                let model = target.priced_as.as_deref().unwrap_or(&target.model);
+                // Unpriced targets go last: "cheapest" must not mean "unknown".
+                ctx.prices.price_at(catalog, model, now).map(|p| p.input.saturating_add(p.output)).unwrap_or(u64::MAX)
+            };
+            order.sort_by_key(|&i| price(i));
+        }
+    }
+    order
+}
+
+fn over_share_cap(ctx: &PlanContext<'_>, topology: &Topology) -> bool {
+    ctx.route.max_share.iter().any(|(dimension, cap)| {
+        topology.get(*dimension).is_some_and(|value| ctx.shares.would_exceed(&ctx.route.name, *dimension, value, *cap, ctx.route.share_window))
+    })
+}
+
+/// Recent answered requests per route, by the topology of the target that answered.
+#[derive(Debug, Default)]
+pub struct ShareTracker {
+    routes: Mutex<HashMap<String, VecDeque<(Instant, Topology)>>>,
+}
+
+impl ShareTracker {
+    /// Records that `route` was answered by a target with this topology.
+    pub fn record(&self, route: &str, topology: &Topology, window: Duration) {
+        let now = Instant::now();
+        let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
+        let recent = routes.entry(route.to_owned()).or_default();
+        recent.push_back((now, topology.clone()));
+        while recent.front().is_some_and(|(at, _)| now.duration_since(*at) > window) {
+            recent.pop_front();
+        }
+    }
+
+    /// Whether one more request answered by `value` would push its share above `cap`.
+    pub fn would_exceed(&self, route: &str, dimension: TopologyDimension, value: &str, cap: f64, window: Duration) -> bool {
+        let now = Instant::now();
+        let routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(recent) = routes.get(route) else { return false };
+        let in_window = recent.iter().filter(|(at, _)| now.duration_since(*at) <= window);
+        let (mut total, mut matching) = (0usize, 0usize);
+        for (_, topology) in in_window {
+            total += 1;
+            if topology.get(dimension) == Some(value) {
+                matching += 1;
+            }
+        }
+        total >= MIN_SHARE_SAMPLES && (matching + 1) as f64 / (total + 1) as f64 > cap
+    }
+
+    /// Shares of each value of `dimension` on `route` in the window, for reports.
+    pub fn shares(&self, route: &str, dimension: TopologyDimension, window: Duration) -> Vec<(String, f64)> {
+        let now = Instant::now();
+        let routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(recent) = routes.get(route) else { return Vec::new() };
+        let mut counts: HashMap<String, usize> = HashMap::new();
+        let mut total = 0;
+        for (_, topology) in recent.iter().filter(|(at, _)| now.duration_since(*at) <= window) {
+            total += 1;
+            *counts.entry(topology.get(dimension).unwrap_or("(unknown)").to_owned()).or_default() += 1;
+        }
+        let mut shares: Vec<_> = counts.into_iter().map(|(v, n)| (v, n as f64 / total as f64)).collect();
+        shares.sort_by(|a, b| a.0.cmp(&b.0));
+        shares
+    }
+}
