@@ -5,6 +5,9 @@
 //! adapter uses its upstream's dialect the other way round. Dialects import only
 //! `canonical`, never providers, routing or HTTP plumbing.
 
+pub mod anthropic_messages;
+pub mod bedrock_converse;
+pub mod gemini;
 pub mod openai_chat;
 pub mod sse;
 
@@ -33,5 +36,21 @@ impl StreamEncoder for openai_chat::ChunkEncoder {
 
     fn error(&mut self, error: &ApiError, out: &mut BytesMut) {
         openai_chat::ChunkEncoder::error(self, error, out)
+    }
+}
+
+impl StreamEncoder for anthropic_messages::EventEncoder {
+    fn event(&mut self, event: &StreamEvent, out: &mut BytesMut) {
+        anthropic_messages::EventEncoder::event(self, event, out)
+    }
+
+    /// `data` is an upstream event's data (its `type` names the event) or the whole
+    /// `event:`/`data:` text; see [`anthropic_messages::EventEncoder::raw`].
+    fn raw(&mut self, data: &str, out: &mut BytesMut) {
+        anthropic_messages::EventEncoder::raw(self, data, out)
+    }
+
+    fn error(&mut self, error: &ApiError, out: &mut BytesMut) {
+        anthropic_messages::EventEncoder::error(self, error, out)
     }
 }

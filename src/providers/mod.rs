@@ -6,7 +6,9 @@
 //! about them is the router's job. Providers use dialect codecs but never front doors.
 
 mod azure_openai;
+pub mod bedrock;
 mod error;
+pub mod gemini;
 mod openai;
 mod openai_compatible;
 mod sim;
@@ -19,7 +21,7 @@ use bytes::Bytes;
 use futures_util::Stream;
 use serde_json::{Map, Value};
 
-pub use error::{parse_retry_after, retry_after_from_headers, ErrorKind, Fault, UpstreamError};
+pub use error::{parse_go_duration, parse_retry_after, retry_after_from_headers, ErrorKind, Fault, RateLimitHint, UpstreamError};
 pub use openai::OpenAiChatUpstream;
 pub use sim::Sim;
 
@@ -55,6 +57,8 @@ pub enum Answer {
 
 pub struct Completion {
     pub response: ChatResponse,
+    /// Quota left, from the upstream's rate-limit headers.
+    pub rate_limit: Option<RateLimitHint>,
     /// The upstream's body, unchanged, when the client speaks the upstream's dialect.
     pub passthrough: Option<Bytes>,
 }
@@ -66,6 +70,8 @@ pub type ItemStream = Pin<Box<dyn Stream<Item = Result<StreamItem, UpstreamError
 pub struct EventStream {
     /// Whether `raw` payloads are the client's dialect and should be forwarded as-is.
     pub passthrough: bool,
+    /// Quota left, from the upstream's rate-limit headers.
+    pub rate_limit: Option<RateLimitHint>,
     pub items: ItemStream,
 }
 

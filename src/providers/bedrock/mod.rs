@@ -1,0 +1,367 @@
+//! The `bedrock` provider: AWS Bedrock's Converse and ConverseStream APIs, signed with
+//! SigV4.
+//!
+//! API reference: <https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_Converse.html>
+//! and `API_runtime_ConverseStream.html`. The request body is the canonical request in
+//! the `bedrock-converse` dialect; streamed answers arrive as eventstream frames
+//! ([`eventstream`]) whose JSON payloads the dialect's stream decoder turns into
+//! canonical events. Nothing is passed through: no front door speaks Converse yet.
+
+pub mod eventstream;
+pub mod sigv4;
+
+use std::collections::VecDeque;
+use std::time::SystemTime;
+
+use aws_credential_types::provider::error::CredentialsError;
+use aws_credential_types::provider::SharedCredentialsProvider;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use http::{HeaderMap, HeaderValue};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use serde_json::Value;
+
+use super::*;
+use crate::dialects::bedrock_converse::{self, ConverseStreamDecoder, ResponseContext};
+use eventstream::{FrameDecoder, StreamMessage};
+pub use sigv4::{default_credentials, lazy_default_credentials, static_credentials};
+
+/// Everything but RFC 3986 unreserved characters is escaped in the model id, so an
+/// inference-profile id (`us.amazon.nova-micro-v1:0`) or an ARN (`arn:…/…`) stays one
+/// path segment.
+const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+
+/// An upstream that speaks Bedrock Converse.
+pub struct BedrockUpstream {
+    provider: String,
+    region: String,
+    /// Scheme and host (and port), without a trailing slash.
+    endpoint: String,
+    credentials: sigv4::CredentialCache,
+    http: reqwest::Client,
+}
+
+impl std::fmt::Debug for BedrockUpstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BedrockUpstream")
+            .field("provider", &self.provider)
+            .field("region", &self.region)
+            .field("endpoint", &self.endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BedrockUpstream {
+    /// `endpoint_override` replaces `https://bedrock-runtime.{region}.amazonaws.com`
+    /// (a VPC endpoint, a FIPS endpoint, or a mock); requests are still signed for `region`.
+    pub fn new(
+        name: String,
+        region: String,
+        credentials: SharedCredentialsProvider,
+        http: reqwest::Client,
+        endpoint_override: Option<String>,
+    ) -> Self {
+        let endpoint = endpoint_override.unwrap_or_else(|| format!("https://bedrock-runtime.{region}.amazonaws.com"));
+        BedrockUpstream {
+            provider: name,
+            region,
+            endpoint: endpoint.trim_end_matches('/').to_owned(),
+            credentials: sigv4::CredentialCache::new(credentials),
+            http,
+        }
+    }
+
+    pub async fn send(&self, attempt: AttemptRequest<'_>) -> Result<Answer, UpstreamError> {
+        let stream = attempt.request.stream;
+        let wire = bedrock_converse::encode_request(attempt.request)
+            .map_err(|feature| UpstreamError::new(ErrorKind::Unsupported, format!("{} (bedrock-converse) cannot take {feature}", self.provider)))?;
+        let body = serde_json::to_vec(&wire).map_err(|e| UpstreamError::new(ErrorKind::Protocol, format!("could not encode the request: {e}")))?;
+        let url = self.url(attempt.model, stream)?;
+        let mut request = self.signed_request(&url, body).await?;
+        if !stream {
+            request = request.timeout(attempt.timeout);
+        }
+        let response = request.send().await.map_err(|e| UpstreamError::from_transport(&e))?;
+        let status = response.status();
+        if !status.is_success() {
+            let headers = response.headers().clone();
+            let body = response.bytes().await.unwrap_or_default();
+            return Err(self.classify(status.as_u16(), &headers, &body));
+        }
+        let id = response.headers().get("x-amzn-requestid").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        if stream {
+            let decoder = ConverseStreamDecoder::new(id, attempt.model);
+            return Ok(Answer::Stream(EventStream { passthrough: false, rate_limit: None, items: self.event_stream(response, decoder) }));
+        }
+        let bytes = response.bytes().await.map_err(|e| UpstreamError::from_transport(&e))?;
+        let wire: bedrock_converse::ConverseResponse = serde_json::from_slice(&bytes)
+            .map_err(|e| UpstreamError::new(ErrorKind::Protocol, format!("unreadable answer from {}: {e}", self.provider)))?;
+        let context = ResponseContext { id: &id, model: attempt.model, created: chrono::Utc::now().timestamp() };
+        let response = bedrock_converse::decode_response(wire, context);
+        Ok(Answer::Complete(Completion { response, rate_limit: None, passthrough: None }))
+    }
+
+    fn url(&self, model: &str, stream: bool) -> Result<reqwest::Url, UpstreamError> {
+        let operation = if stream { "converse-stream" } else { "converse" };
+        let url = format!("{}/model/{}/{operation}", self.endpoint, utf8_percent_encode(model, PATH_SEGMENT));
+        reqwest::Url::parse(&url).map_err(|e| UpstreamError::new(ErrorKind::InvalidRequest, format!("{}: invalid endpoint URL: {e}", self.provider)))
+    }
+
+    /// A POST with the body, signed. The signed headers are exactly those sent:
+    /// `host` as the client will write it, `content-type`, and the `x-amz-*` the signer adds.
+    async fn signed_request(&self, url: &reqwest::Url, body: Vec<u8>) -> Result<reqwest::RequestBuilder, UpstreamError> {
+        let credentials = self.credentials.get().await.map_err(|e| self.credentials_error(&e))?;
+        let host = match url.port() {
+            Some(port) => format!("{}:{port}", url.host_str().unwrap_or_default()),
+            None => url.host_str().unwrap_or_default().to_owned(),
+        };
+        let headers = [("host", host.as_str()), ("content-type", "application/json")];
+        let scope = sigv4::SigningScope { region: &self.region, service: sigv4::SIGNING_NAME, time: SystemTime::now() };
+        let parts = sigv4::SignableParts { method: "POST", url: url.as_str(), headers: &headers, body: &body };
+        let signed = sigv4::sign(&credentials, scope, parts).map_err(|e| UpstreamError::new(ErrorKind::Auth, format!("{}: {e}", self.provider)))?;
+        let mut request = self.http.post(url.clone()).header("content-type", "application/json");
+        for (name, value) in signed {
+            let mut value = HeaderValue::from_str(&value)
+                .map_err(|_| UpstreamError::new(ErrorKind::Auth, format!("{}: the signature is not a valid header", self.provider)))?;
+            value.set_sensitive(true);
+            request = request.header(name, value);
+        }
+        Ok(request.body(body))
+    }
+
+    fn credentials_error(&self, error: &CredentialsError) -> UpstreamError {
+        let kind = match error {
+            CredentialsError::ProviderTimedOut(_) => ErrorKind::Timeout,
+            _ => ErrorKind::Auth,
+        };
+        // Credential errors describe where the chain looked, never the keys themselves.
+        let detail = std::error::Error::source(error).map(|s| format!("{error}: {s}")).unwrap_or_else(|| error.to_string());
+        UpstreamError::new(kind, format!("{}: could not load AWS credentials ({detail})", self.provider))
+    }
+
+    /// Maps an HTTP error answer to a classified error. Credential failures never carry
+    /// the upstream's text, which can name the account and role.
+    fn classify(&self, status: u16, headers: &HeaderMap, body: &[u8]) -> UpstreamError {
+        let parsed: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        let error_type = headers
+            .get("x-amzn-errortype")
+            .and_then(|v| v.to_str().ok())
+            .or_else(|| parsed.get("__type").and_then(Value::as_str))
+            .or_else(|| parsed.get("code").and_then(Value::as_str))
+            .map(sanitize_error_type);
+        let text = error_message(&parsed).unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned());
+        let kind = classify_error(error_type.as_deref(), Some(status), &text);
+        let message = match kind {
+            ErrorKind::Auth => format!("{} rejected the gateway's AWS credentials ({})", self.provider, error_type.as_deref().unwrap_or("no error type")),
+            _ => format!("{}: {text}", self.provider),
+        };
+        UpstreamError::new(kind, message).with_status(status).with_retry_after(retry_after_from_headers(headers)).with_code(error_type)
+    }
+
+    fn event_stream(&self, response: reqwest::Response, decoder: ConverseStreamDecoder) -> ItemStream {
+        let state = StreamState {
+            body: response.bytes_stream().boxed(),
+            frames: FrameDecoder::new(),
+            decoder,
+            queue: VecDeque::new(),
+            provider: self.provider.clone(),
+            ended: false,
+        };
+        futures_util::stream::unfold(state, |mut state| async move {
+            let item = state.next().await?;
+            Some((item, state))
+        })
+        .boxed()
+    }
+}
+
+/// `ValidationException:http://internal.amazon.com/coral/…` and
+/// `com.amazon.coral.service#ValidationException` both mean `ValidationException`
+/// (the rest-json error-type rules, as the AWS SDKs apply them).
+fn sanitize_error_type(raw: &str) -> String {
+    let before_colon = raw.split(':').next().unwrap_or(raw);
+    before_colon.rsplit('#').next().unwrap_or(before_colon).trim().to_owned()
+}
+
+fn error_message(parsed: &Value) -> Option<String> {
+    parsed.get("message").or_else(|| parsed.get("Message")).and_then(Value::as_str).map(str::to_owned)
+}
+
+/// The error kind a Bedrock error type (HTTP `x-amzn-errortype`, or an in-stream
+/// `:exception-type`, which starts lower-case) and status mean. Validation errors about
+/// the prompt's length are told apart by their message: Bedrock has no separate type.
+pub fn classify_error(error_type: Option<&str>, status: Option<u16>, message: &str) -> ErrorKind {
+    let is = |name: &str| error_type.is_some_and(|t| t.eq_ignore_ascii_case(name));
+    if is("ThrottlingException") || is("ServiceQuotaExceededException") {
+        ErrorKind::RateLimited
+    } else if is("ModelNotReadyException") || is("ServiceUnavailableException") {
+        ErrorKind::Overloaded
+    } else if is("ValidationException") {
+        if mentions_context_length(message) {
+            ErrorKind::ContextTooLong
+        } else {
+            ErrorKind::InvalidRequest
+        }
+    } else if ["AccessDeniedException", "UnrecognizedClientException", "InvalidSignatureException", "ExpiredTokenException", "IncompleteSignatureException", "MissingAuthenticationTokenException"]
+        .iter()
+        .any(|t| is(t))
+    {
+        ErrorKind::Auth
+    } else if is("ResourceNotFoundException") {
+        ErrorKind::NotFound
+    } else if is("ModelTimeoutException") {
+        ErrorKind::Timeout
+    } else if is("InternalServerException") || is("ModelErrorException") || is("ModelStreamErrorException") {
+        ErrorKind::ServerError
+    } else {
+        match status {
+            Some(400 | 413 | 422) if mentions_context_length(message) => ErrorKind::ContextTooLong,
+            Some(400 | 413 | 422) => ErrorKind::InvalidRequest,
+            Some(401 | 403) => ErrorKind::Auth,
+            Some(404) => ErrorKind::NotFound,
+            Some(408) => ErrorKind::Timeout,
+            Some(429) => ErrorKind::RateLimited,
+            Some(503) => ErrorKind::Overloaded,
+            _ => ErrorKind::ServerError,
+        }
+    }
+}
+
+fn mentions_context_length(message: &str) -> bool {
+    let message = message.to_ascii_lowercase();
+    ["too long", "context length", "context window", "maximum context", "too many input tokens", "too many tokens"]
+        .iter()
+        .any(|phrase| message.contains(phrase))
+}
+
+/// Reads eventstream frames off the body and decodes them into canonical events. It
+/// ends with `MessageStop` or an error, never silently.
+struct StreamState {
+    body: Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<Bytes>> + Send>>,
+    frames: FrameDecoder,
+    decoder: ConverseStreamDecoder,
+    queue: VecDeque<Result<StreamItem, UpstreamError>>,
+    provider: String,
+    ended: bool,
+}
+
+impl StreamState {
+    async fn next(&mut self) -> Option<Result<StreamItem, UpstreamError>> {
+        loop {
+            if let Some(item) = self.queue.pop_front() {
+                return Some(item);
+            }
+            if self.ended {
+                return None;
+            }
+            match self.body.next().await {
+                Some(Ok(bytes)) => {
+                    self.frames.push(&bytes);
+                    self.drain_frames();
+                }
+                Some(Err(e)) => {
+                    self.ended = true;
+                    let err = UpstreamError::from_transport(&e);
+                    return Some(Err(UpstreamError::new(ErrorKind::StreamCut, format!("{}: {}", self.provider, err.message))));
+                }
+                None => {
+                    self.ended = true;
+                    return self.end_of_body();
+                }
+            }
+        }
+    }
+
+    fn drain_frames(&mut self) {
+        while !self.ended {
+            let message = self.frames.next_message().and_then(|frame| frame.map(StreamMessage::from_message).transpose());
+            match message {
+                Ok(Some(message)) => self.handle(message),
+                Ok(None) => return,
+                Err(e) => self.fail(UpstreamError::new(ErrorKind::Protocol, format!("{}: {e}", self.provider))),
+            }
+        }
+    }
+
+    fn handle(&mut self, message: StreamMessage) {
+        match message {
+            StreamMessage::Event { event_type, payload } => match self.decoder.push(&event_type, &payload) {
+                Ok(events) => {
+                    if !events.is_empty() {
+                        self.queue.push_back(Ok(StreamItem { events, raw: None }));
+                    }
+                    self.ended = self.decoder.is_done();
+                }
+                Err(e) => self.fail(UpstreamError::new(ErrorKind::Protocol, format!("{}: {e}", self.provider))),
+            },
+            StreamMessage::Exception { exception_type, payload } => {
+                let parsed: Value = serde_json::from_slice(&payload).unwrap_or(Value::Null);
+                let text = error_message(&parsed).unwrap_or_else(|| exception_type.clone());
+                self.fail(self.stream_error(exception_type, &text));
+            }
+            StreamMessage::Error { code, message } => self.fail(self.stream_error(code, &message)),
+        }
+    }
+
+    fn stream_error(&self, error_type: String, text: &str) -> UpstreamError {
+        let kind = classify_error(Some(&error_type), None, text);
+        let message = match kind {
+            ErrorKind::Auth => format!("{} rejected the gateway's AWS credentials ({error_type})", self.provider),
+            _ => format!("{}: {text}", self.provider),
+        };
+        UpstreamError::new(kind, message).with_code(Some(error_type))
+    }
+
+    fn fail(&mut self, error: UpstreamError) {
+        self.queue.push_back(Err(error));
+        self.ended = true;
+    }
+
+    /// The body ended: complete if the upstream had said why it stopped (usage may not
+    /// have followed), cut otherwise.
+    fn end_of_body(&mut self) -> Option<Result<StreamItem, UpstreamError>> {
+        if self.decoder.is_done() {
+            return None;
+        }
+        if self.decoder.saw_message_stop() && !self.frames.has_partial() {
+            return Some(Ok(StreamItem { events: self.decoder.finish(), raw: None }));
+        }
+        Some(Err(UpstreamError::new(ErrorKind::StreamCut, format!("{}: the stream ended before the answer was complete", self.provider))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_types_read_the_same_from_headers_and_bodies() {
+        assert_eq!(sanitize_error_type("ValidationException:http://internal.amazon.com/coral/com.amazon.bedrock/"), "ValidationException");
+        assert_eq!(sanitize_error_type("com.amazon.coral.service#UnrecognizedClientException"), "UnrecognizedClientException");
+        assert_eq!(sanitize_error_type("ThrottlingException"), "ThrottlingException");
+    }
+
+    #[test]
+    fn in_stream_exception_names_classify_like_http_error_types() {
+        assert_eq!(classify_error(Some("throttlingException"), None, "slow down"), ErrorKind::RateLimited);
+        assert_eq!(classify_error(Some("validationException"), None, "prompt is too long: 210000 tokens"), ErrorKind::ContextTooLong);
+        assert_eq!(classify_error(None, Some(400), "Input is too long for requested model."), ErrorKind::ContextTooLong);
+        assert_eq!(classify_error(None, None, "?"), ErrorKind::ServerError);
+    }
+
+    #[test]
+    fn model_ids_stay_one_path_segment() {
+        let upstream = BedrockUpstream::new(
+            "b".to_owned(),
+            "eu-central-1".to_owned(),
+            static_credentials("a".to_owned(), "s".to_owned(), None),
+            reqwest::Client::new(),
+            None,
+        );
+        let url = upstream.url("arn:aws:bedrock:eu-central-1::foundation-model/amazon.nova-pro-v1:0", true).map(|u| u.to_string());
+        assert_eq!(
+            url.as_deref(),
+            Ok("https://bedrock-runtime.eu-central-1.amazonaws.com/model/arn%3Aaws%3Abedrock%3Aeu-central-1%3A%3Afoundation-model%2Famazon.nova-pro-v1%3A0/converse-stream")
+        );
+    }
+}
