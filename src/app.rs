@@ -25,9 +25,9 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::canonical::{ApiError, Dialect};
+use crate::canonical::{ApiError, Dialect, ErrorCategory};
 use crate::config::{ClientKey, Config};
-use crate::dialects::openai_chat;
+use crate::dialects::{anthropic_messages, openai_chat, StreamEncoder};
 use crate::error::GatewayError;
 use crate::ledger::{LedgerHandle, LedgerStore, LedgerWriter, PriceCatalog, WriterConfig};
 use crate::pipeline::{client_stream, Attribution, Gateway, Inbound, Reply};
@@ -121,12 +121,14 @@ impl RunningGateway {
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(chat_completions))
+        .route("/v1/messages", post(messages))
+        .route("/v1/messages/count_tokens", post(count_tokens))
         .route("/v1/models", get(models))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
-            let error = ApiError::new(500, crate::canonical::ErrorCategory::Internal, "The gateway hit an internal error.");
+            let error = ApiError::new(500, ErrorCategory::Internal, "The gateway hit an internal error.");
             error_response(Dialect::OpenAiChat, &error)
         }))
         .layer(tower_http::trace::TraceLayer::new_for_http())
@@ -134,26 +136,65 @@ pub fn router(state: Arc<AppState>) -> Router {
 }
 
 async fn chat_completions(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
-    let dialect = Dialect::OpenAiChat;
+    front_door(&state, Dialect::OpenAiChat, &headers, body).await
+}
+
+async fn messages(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+    front_door(&state, Dialect::AnthropicMessages, &headers, body).await
+}
+
+/// One front door: authenticate, read, decode in `dialect`, run the pipeline, encode.
+async fn front_door(state: &AppState, dialect: Dialect, headers: &HeaderMap, body: Body) -> Response {
     let result = async {
-        let key_id = authenticate(&state.keys, &headers)?;
-        let bytes = read_body(body, &headers, state.max_body_bytes).await?;
-        let decoded = openai_chat::decode_request(&bytes).map_err(GatewayError::BadRequest)?;
-        let include_usage = decoded.request.include_usage;
-        let inbound = Inbound { request: decoded.request, original: Some(decoded.original), front_door: dialect, key_id };
+        let key_id = authenticate(&state.keys, headers)?;
+        if dialect == Dialect::AnthropicMessages {
+            check_anthropic_version(headers)?;
+        }
+        let bytes = read_body(body, headers, state.max_body_bytes).await?;
+        let (request, original) = decode(dialect, &bytes).map_err(GatewayError::BadRequest)?;
+        let include_usage = request.include_usage;
+        let anthropic_beta = headers.get("anthropic-beta").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let inbound = Inbound { request, original: Some(original), front_door: dialect, key_id, anthropic_beta };
         let reply = state.gateway.handle(inbound).await?;
-        Ok::<_, GatewayError>(openai_reply(reply, include_usage))
+        Ok::<_, GatewayError>(encode_reply(dialect, reply, include_usage))
     }
     .await;
     result.unwrap_or_else(|e| error_response(dialect, &e.to_api_error()))
 }
 
-fn openai_reply(reply: Reply, include_usage: bool) -> Response {
+fn decode(dialect: Dialect, body: &[u8]) -> Result<(crate::canonical::ChatRequest, serde_json::Map<String, serde_json::Value>), ApiError> {
+    match dialect {
+        Dialect::AnthropicMessages => anthropic_messages::decode_request(body).map(|d| (d.request, d.original)),
+        Dialect::OpenAiChat | Dialect::BedrockConverse | Dialect::Gemini => openai_chat::decode_request(body).map(|d| (d.request, d.original)),
+    }
+}
+
+/// Anthropic's SDKs always send `anthropic-version`; curl users often don't, so a missing
+/// header means the current version, and only an unknown one is refused.
+fn check_anthropic_version(headers: &HeaderMap) -> Result<(), GatewayError> {
+    match headers.get("anthropic-version").map(|v| v.to_str().unwrap_or("")) {
+        None | Some("2023-06-01") | Some("2023-01-01") => Ok(()),
+        Some(other) => Err(GatewayError::BadRequest(
+            ApiError::new(400, ErrorCategory::InvalidRequest, format!("anthropic-version: '{other}' is not a supported version; use 2023-06-01."))
+                .with_param("anthropic-version"),
+        )),
+    }
+}
+
+fn encode_reply(dialect: Dialect, reply: Reply, include_usage: bool) -> Response {
     match reply {
         Reply::Complete { completion, attribution } => {
             let body = match completion.passthrough {
                 Some(bytes) => bytes,
-                None => Bytes::from(serde_json::to_vec(&openai_chat::encode_response(&completion.response)).unwrap_or_default()),
+                None => {
+                    let encoded = match dialect {
+                        Dialect::AnthropicMessages => serde_json::to_vec(&anthropic_messages::encode_response(&completion.response)),
+                        Dialect::OpenAiChat | Dialect::BedrockConverse | Dialect::Gemini => {
+                            serde_json::to_vec(&openai_chat::encode_response(&completion.response))
+                        }
+                    };
+                    Bytes::from(encoded.unwrap_or_default())
+                }
             };
             let mut response = (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body).into_response();
             attribute(response.headers_mut(), &attribution);
@@ -161,9 +202,17 @@ fn openai_reply(reply: Reply, include_usage: bool) -> Response {
         }
         Reply::Stream(stream) => {
             let attribution = stream.attribution.clone();
-            let id = format!("chatcmpl-{}", stream.settlement.request_id().replace('-', ""));
-            let encoder = openai_chat::ChunkEncoder::new(id, chrono::Utc::now().timestamp(), include_usage, stream.passthrough);
-            let body = Body::from_stream(client_stream(stream, Box::new(encoder)));
+            let request_id = stream.settlement.request_id().replace('-', "");
+            let encoder: Box<dyn StreamEncoder> = match dialect {
+                Dialect::AnthropicMessages => Box::new(anthropic_messages::EventEncoder::new(format!("msg_{request_id}"), stream.passthrough)),
+                Dialect::OpenAiChat | Dialect::BedrockConverse | Dialect::Gemini => Box::new(openai_chat::ChunkEncoder::new(
+                    format!("chatcmpl-{request_id}"),
+                    chrono::Utc::now().timestamp(),
+                    include_usage,
+                    stream.passthrough,
+                )),
+            };
+            let body = Body::from_stream(client_stream(stream, encoder));
             let mut response = Response::new(body);
             let headers = response.headers_mut();
             headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
@@ -172,6 +221,23 @@ fn openai_reply(reply: Reply, include_usage: bool) -> Response {
             response
         }
     }
+}
+
+/// `POST /v1/messages/count_tokens`: an estimate made locally (see `pipeline::tokens`),
+/// for any route, without calling an upstream.
+async fn count_tokens(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+    let dialect = Dialect::AnthropicMessages;
+    let result = async {
+        authenticate(&state.keys, &headers)?;
+        check_anthropic_version(&headers)?;
+        let bytes = read_body(body, &headers, state.max_body_bytes).await?;
+        let decoded = anthropic_messages::decode_count_tokens_request(&bytes).map_err(GatewayError::BadRequest)?;
+        state.gateway.route(&decoded.request.model)?;
+        let input_tokens = crate::pipeline::tokens::estimate_input_tokens(&decoded.request);
+        Ok::<_, GatewayError>(axum::Json(anthropic_messages::AnthropicCountTokensResponse { input_tokens }).into_response())
+    }
+    .await;
+    result.unwrap_or_else(|e| error_response(dialect, &e.to_api_error()))
 }
 
 /// Response headers that say which route and target answered, after how many attempts.
@@ -272,7 +338,8 @@ fn error_response(dialect: Dialect, error: &ApiError) -> Response {
         tracing::debug!(status = error.status, code = ?error.code, message = %error.message, "request rejected");
     }
     let body = match dialect {
-        Dialect::OpenAiChat | Dialect::AnthropicMessages | Dialect::BedrockConverse | Dialect::Gemini => openai_chat::error_body(error),
+        Dialect::AnthropicMessages => anthropic_messages::error_body(error),
+        Dialect::OpenAiChat | Dialect::BedrockConverse | Dialect::Gemini => openai_chat::error_body(error),
     };
     let status = StatusCode::from_u16(error.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = (status, axum::Json(body)).into_response();

@@ -64,7 +64,7 @@ targets = []
 retries = 50
 "#;
     let found = errors(toml);
-    assert!(found.contains(&r#"providers.local.kind: unknown provider kind "openai-compatibel" (did you mean "openai-compatible"?) (known: openai, azure-openai, openai-compatible, sim)"#.to_owned()), "{found:#?}");
+    assert!(found.contains(&r#"providers.local.kind: unknown provider kind "openai-compatibel" (did you mean "openai-compatible"?) (known: openai, azure-openai, openai-compatible, anthropic, bedrock, vertex, gemini, sim)"#.to_owned()), "{found:#?}");
     assert!(found.contains(&r#"providers.azure.endpoint: is required for kind "azure-openai""#.to_owned()), "{found:#?}");
     assert!(found.contains(&r#"providers.azure.api_version: is required for kind "azure-openai""#.to_owned()), "{found:#?}");
     assert!(found.contains(&"routes.chat.targets: needs at least one target".to_owned()), "{found:#?}");
@@ -103,10 +103,19 @@ output_per_mtok = 8.0
 }
 
 #[test]
-fn provider_kinds_not_in_this_build_say_so_plainly() {
-    let toml = "[providers.v]\nkind = \"vertex\"\n[routes.r]\ntargets = [{ provider = \"v\", model = \"m\" }]\n";
+fn each_cloud_provider_kind_names_its_required_settings() {
+    let toml = "[providers.v]\nkind = \"vertex\"\n[providers.b]\nkind = \"bedrock\"\naccess_key_id = \"AKID\"\n[providers.a]\nkind = \"anthropic\"\n[providers.g]\nkind = \"gemini\"\n[routes.r]\ntargets = [{ provider = \"v\", model = \"m\" }]\n";
     let found = errors(toml);
-    assert!(found.iter().any(|e| e.starts_with(r#"providers.v.kind: provider kind "vertex" is not available in this build yet"#)), "{found:#?}");
+    for expected in [
+        r#"providers.v.project: is required for kind "vertex""#,
+        r#"providers.v.region: is required for kind "vertex""#,
+        r#"providers.b.region: is required for kind "bedrock""#,
+        "providers.b.access_key_id: and secret_access_key must be given together",
+        r#"providers.a.api_key: is required for kind "anthropic""#,
+        r#"providers.g.api_key: is required for kind "gemini""#,
+    ] {
+        assert!(found.contains(&expected.to_owned()), "missing {expected:?} in {found:#?}");
+    }
 }
 
 #[test]

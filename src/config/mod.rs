@@ -117,7 +117,20 @@ pub enum ProviderSettings {
     OpenAi { base_url: String, api_key: SecretString, headers: Vec<(String, SecretString)> },
     AzureOpenAi { endpoint: String, api_version: String, api_key: SecretString, headers: Vec<(String, SecretString)> },
     OpenAiCompatible { base_url: String, api_key: Option<SecretString>, headers: Vec<(String, SecretString)> },
+    Anthropic { base_url: String, api_key: SecretString, anthropic_version: String },
+    Bedrock { region: String, profile: Option<String>, endpoint: Option<String>, static_keys: Option<AwsKeys> },
+    Gemini { base_url: Option<String>, api_key: SecretString },
+    /// Vertex AI: Gemini models, and Claude models (ids starting `claude`) via rawPredict.
+    Vertex { project: String, region: String, base_url: Option<String>, access_token: Option<SecretString> },
     Sim(SimSettings),
+}
+
+/// Static AWS credentials from the config.
+#[derive(Debug, Clone)]
+pub struct AwsKeys {
+    pub access_key_id: SecretString,
+    pub secret_access_key: SecretString,
+    pub session_token: Option<SecretString>,
 }
 
 impl ProviderSettings {
@@ -126,6 +139,10 @@ impl ProviderSettings {
             ProviderSettings::OpenAi { .. } => "openai",
             ProviderSettings::AzureOpenAi { .. } => "azure-openai",
             ProviderSettings::OpenAiCompatible { .. } => "openai-compatible",
+            ProviderSettings::Anthropic { .. } => "anthropic",
+            ProviderSettings::Bedrock { .. } => "bedrock",
+            ProviderSettings::Gemini { .. } => "gemini",
+            ProviderSettings::Vertex { .. } => "vertex",
             ProviderSettings::Sim(_) => "sim",
         }
     }

@@ -86,6 +86,20 @@ pub struct RawProvider {
     /// Azure OpenAI resource endpoint, e.g. `https://my-resource.openai.azure.com`.
     pub endpoint: Option<String>,
     pub api_version: Option<String>,
+    /// `anthropic`: the `anthropic-version` header (default 2023-06-01).
+    pub anthropic_version: Option<String>,
+    /// `bedrock`, `vertex`: the cloud region (Vertex: a location such as `us-east5` or `global`).
+    pub region: Option<String>,
+    /// `bedrock`: the AWS profile for the default credential chain.
+    pub profile: Option<String>,
+    /// `bedrock`: static credentials instead of the default chain (use `${ENV}`).
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    pub session_token: Option<String>,
+    /// `vertex`: the Google Cloud project.
+    pub project: Option<String>,
+    /// `vertex`: a fixed OAuth access token instead of Google's credential discovery.
+    pub access_token: Option<String>,
     /// Extra headers sent with every upstream request (values may use `${ENV}`).
     #[serde(default)]
     pub headers: BTreeMap<String, String>,

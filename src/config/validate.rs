@@ -18,9 +18,7 @@ const DEFAULT_MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
 const DEFAULT_LEDGER_URL: &str = "sqlite://switchyard.db";
 
 /// Provider kinds this build can talk to.
-const KINDS: [&str; 4] = ["openai", "azure-openai", "openai-compatible", "sim"];
-/// Kinds in the design that this build does not have yet, so `check` can say so plainly.
-const PLANNED_KINDS: [&str; 4] = ["anthropic", "bedrock", "vertex", "gemini"];
+const KINDS: [&str; 8] = ["openai", "azure-openai", "openai-compatible", "anthropic", "bedrock", "vertex", "gemini", "sim"];
 
 /// Collects errors so that one pass reports all of them.
 #[derive(Default)]
@@ -174,13 +172,53 @@ fn provider(name: &str, raw: &RawProvider, env: EnvLookup<'_>, problems: &mut Pr
             let api_key = raw.api_key.as_ref().and_then(|k| problems.take(secret(&format!("{path}.api_key"), k, env)));
             ProviderSettings::OpenAiCompatible { base_url: base_url?, api_key, headers }
         }
+        "anthropic" => {
+            only_for_sim(problems);
+            let base_url = match &raw.base_url {
+                Some(url) => problems.take(interpolate(&format!("{path}.base_url"), url, env)),
+                None => Some("https://api.anthropic.com".to_owned()),
+            };
+            let api_key = required_secret(problems, "api_key", &raw.api_key);
+            let anthropic_version = raw.anthropic_version.clone().unwrap_or_else(|| "2023-06-01".to_owned());
+            ProviderSettings::Anthropic { base_url: base_url?, api_key: api_key?, anthropic_version }
+        }
+        "bedrock" => {
+            only_for_sim(problems);
+            let region = required(problems, "region", &raw.region);
+            let endpoint = raw.endpoint.as_ref().and_then(|e| problems.take(interpolate(&format!("{path}.endpoint"), e, env)));
+            let secret_of = |problems: &mut Problems, field: &str, v: &Option<String>| {
+                v.as_ref().and_then(|v| problems.take(secret(&format!("{path}.{field}"), v, env)))
+            };
+            let key_id = secret_of(problems, "access_key_id", &raw.access_key_id);
+            let key_secret = secret_of(problems, "secret_access_key", &raw.secret_access_key);
+            let session_token = secret_of(problems, "session_token", &raw.session_token);
+            let static_keys = match (key_id, key_secret) {
+                (Some(access_key_id), Some(secret_access_key)) => Some(AwsKeys { access_key_id, secret_access_key, session_token }),
+                (None, None) => None,
+                _ => {
+                    problems.push(format!("{path}.access_key_id"), "and secret_access_key must be given together");
+                    None
+                }
+            };
+            ProviderSettings::Bedrock { region: region?, profile: raw.profile.clone(), endpoint, static_keys }
+        }
+        "gemini" => {
+            only_for_sim(problems);
+            let base_url = raw.base_url.as_ref().and_then(|u| problems.take(interpolate(&format!("{path}.base_url"), u, env)));
+            let api_key = required_secret(problems, "api_key", &raw.api_key);
+            ProviderSettings::Gemini { base_url, api_key: api_key? }
+        }
+        "vertex" => {
+            only_for_sim(problems);
+            let project = required(problems, "project", &raw.project);
+            let region = required(problems, "region", &raw.region);
+            let base_url = raw.base_url.as_ref().and_then(|u| problems.take(interpolate(&format!("{path}.base_url"), u, env)));
+            let access_token = raw.access_token.as_ref().and_then(|t| problems.take(secret(&format!("{path}.access_token"), t, env)));
+            ProviderSettings::Vertex { project: project?, region: region?, base_url, access_token }
+        }
         "sim" => ProviderSettings::Sim(sim(&path, raw.sim.as_ref(), problems)?),
         other => {
-            let message = if PLANNED_KINDS.contains(&other) {
-                format!("provider kind \"{other}\" is not available in this build yet (available: {})", KINDS.join(", "))
-            } else {
-                format!("unknown provider kind \"{other}\"{} (known: {})", did_you_mean(other, &KINDS), KINDS.join(", "))
-            };
+            let message = format!("unknown provider kind \"{other}\"{} (known: {})", did_you_mean(other, &KINDS), KINDS.join(", "));
             problems.push(format!("{path}.kind"), message);
             return None;
         }
@@ -271,13 +309,17 @@ fn breaker(path: &str, raw: &RawBreaker, problems: &mut Problems) -> BreakerPoli
 /// Configured topology, with the facts a provider kind implies filled in where the
 /// config is silent (who runs `azure-openai` is not a question).
 fn topology(raw: &RawTopology, kind: &str) -> Topology {
-    let (operator, cloud) = match kind {
-        "azure-openai" => (Some("microsoft"), Some("azure")),
-        "openai" => (Some("openai"), None),
-        _ => (None, None),
+    let (vendor, operator, cloud) = match kind {
+        "azure-openai" => (Some("openai"), Some("microsoft"), Some("azure")),
+        "openai" => (Some("openai"), Some("openai"), None),
+        "anthropic" => (Some("anthropic"), Some("anthropic"), None),
+        "bedrock" => (None, Some("aws"), Some("aws")),
+        "vertex" => (None, Some("google"), Some("gcp")),
+        "gemini" => (Some("google"), Some("google"), Some("gcp")),
+        _ => (None, None, None),
     };
     Topology {
-        vendor: raw.vendor.clone().or_else(|| matches!(kind, "openai" | "azure-openai").then(|| "openai".to_owned())),
+        vendor: raw.vendor.clone().or(vendor.map(str::to_owned)),
         operator: raw.operator.clone().or(operator.map(str::to_owned)),
         cloud: raw.cloud.clone().or(cloud.map(str::to_owned)),
         region: raw.region.clone(),

@@ -9,6 +9,7 @@
 //! [`Inbound`]); budgets and rate limits will slot in before planning.
 
 mod settle;
+pub mod tokens;
 mod stream;
 
 use std::collections::BTreeMap;
@@ -56,6 +57,8 @@ pub struct Inbound {
     pub original: Option<Map<String, Value>>,
     pub front_door: Dialect,
     pub key_id: String,
+    /// The client's `anthropic-beta` header, for Anthropic-dialect upstreams.
+    pub anthropic_beta: Option<String>,
 }
 
 /// Which target answered, for response headers and the ledger.
@@ -222,8 +225,14 @@ impl Gateway {
                 _ => return Err(UpstreamError::new(ErrorKind::Saturated, format!("{label} has no free slot within {:?}", route.queue_timeout))),
             },
         };
-        let original = inbound.original.as_ref().filter(|_| provider.dialect() == inbound.front_door && !provider.is_simulated());
-        let request = AttemptRequest { request: &inbound.request, model: &target.model, original, timeout: route.timeouts.attempt };
+        let original = inbound.original.as_ref().filter(|_| provider.dialect(&target.model) == Some(inbound.front_door));
+        let request = AttemptRequest {
+            request: &inbound.request,
+            model: &target.model,
+            original,
+            timeout: route.timeouts.attempt,
+            anthropic_beta: inbound.anthropic_beta.as_deref(),
+        };
         let started = Instant::now();
         let result = if inbound.request.stream {
             stream_attempt(provider, request, route.timeouts.first_token).await.map(|(first, rest, passthrough, rate_limit)| {

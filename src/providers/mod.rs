@@ -5,6 +5,7 @@
 //! form. Failures are classified here, once ([`UpstreamError`]); deciding what to do
 //! about them is the router's job. Providers use dialect codecs but never front doors.
 
+mod anthropic;
 mod azure_openai;
 pub mod bedrock;
 mod error;
@@ -12,6 +13,8 @@ pub mod gemini;
 mod openai;
 mod openai_compatible;
 mod sim;
+mod sse_stream;
+mod vertex;
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -22,8 +25,10 @@ use futures_util::Stream;
 use serde_json::{Map, Value};
 
 pub use error::{parse_go_duration, parse_retry_after, retry_after_from_headers, ErrorKind, Fault, RateLimitHint, UpstreamError};
+pub use anthropic::AnthropicUpstream;
 pub use openai::OpenAiChatUpstream;
 pub use sim::Sim;
+pub use vertex::VertexUpstream;
 
 use crate::canonical::{ChatRequest, ChatResponse, Dialect, StreamEvent};
 use crate::config::{ProviderConfig, ProviderSettings};
@@ -34,6 +39,10 @@ pub enum Provider {
     OpenAi(OpenAiChatUpstream),
     AzureOpenAi(OpenAiChatUpstream),
     OpenAiCompatible(OpenAiChatUpstream),
+    Anthropic(AnthropicUpstream),
+    Bedrock(bedrock::BedrockUpstream),
+    Gemini(gemini::GeminiUpstream),
+    Vertex(VertexUpstream),
     Sim(Sim),
 }
 
@@ -47,6 +56,8 @@ pub struct AttemptRequest<'a> {
     pub original: Option<&'a Map<String, Value>>,
     /// For non-streamed requests: how long the whole answer may take.
     pub timeout: Duration,
+    /// The client's `anthropic-beta` header, passed on to Anthropic-dialect upstreams.
+    pub anthropic_beta: Option<&'a str>,
 }
 
 /// A successful attempt's answer.
@@ -96,17 +107,47 @@ impl Provider {
             ProviderSettings::OpenAiCompatible { base_url, api_key, headers } => {
                 Provider::OpenAiCompatible(openai_compatible::compatible(config, base_url, api_key.as_ref(), headers, http))
             }
+            ProviderSettings::Anthropic { base_url, api_key, anthropic_version } => Provider::Anthropic(
+                AnthropicUpstream::claude_api(config.name.clone(), base_url, api_key.clone(), anthropic_version.clone(), http.clone()),
+            ),
+            ProviderSettings::Bedrock { region, profile, endpoint, static_keys } => {
+                use secrecy::ExposeSecret;
+                let credentials = match static_keys {
+                    Some(keys) => bedrock::static_credentials(
+                        keys.access_key_id.expose_secret().to_owned(),
+                        keys.secret_access_key.expose_secret().to_owned(),
+                        keys.session_token.as_ref().map(|t| t.expose_secret().to_owned()),
+                    ),
+                    None => bedrock::lazy_default_credentials(region.clone(), profile.clone()),
+                };
+                Provider::Bedrock(bedrock::BedrockUpstream::new(config.name.clone(), region.clone(), credentials, http.clone(), endpoint.clone()))
+            }
+            ProviderSettings::Gemini { base_url, api_key } => {
+                Provider::Gemini(gemini::GeminiUpstream::gemini_api(config.name.clone(), api_key.clone(), http.clone(), base_url.clone()))
+            }
+            ProviderSettings::Vertex { project, region, base_url, access_token } => {
+                let auth = Arc::new(match access_token {
+                    Some(token) => gemini::GoogleAuth::Static(token.clone()),
+                    None => gemini::GoogleAuth::lazy(),
+                });
+                Provider::Vertex(VertexUpstream::new(config.name.clone(), project, region, base_url.as_deref(), auth, http))
+            }
             ProviderSettings::Sim(settings) => Provider::Sim(Sim::new(config.name.clone(), settings.clone())),
         };
         Arc::new(provider)
     }
 
-    /// The wire format this provider's upstream speaks.
-    pub fn dialect(&self) -> Dialect {
+    /// The wire format this provider's upstream speaks for `model`: a client speaking the
+    /// same one gets passthrough. `None` for the simulator, which has no wire format.
+    pub fn dialect(&self, model: &str) -> Option<Dialect> {
         match self {
-            Provider::OpenAi(_) | Provider::AzureOpenAi(_) | Provider::OpenAiCompatible(_) => Dialect::OpenAiChat,
-            // The simulator answers in canonical events; it has no wire format to pass through.
-            Provider::Sim(_) => Dialect::OpenAiChat,
+            Provider::OpenAi(_) | Provider::AzureOpenAi(_) | Provider::OpenAiCompatible(_) => Some(Dialect::OpenAiChat),
+            Provider::Anthropic(_) => Some(Dialect::AnthropicMessages),
+            Provider::Bedrock(_) => Some(Dialect::BedrockConverse),
+            Provider::Gemini(_) => Some(Dialect::Gemini),
+            Provider::Vertex(_) if VertexUpstream::is_claude(model) => Some(Dialect::AnthropicMessages),
+            Provider::Vertex(_) => Some(Dialect::Gemini),
+            Provider::Sim(_) => None,
         }
     }
 
@@ -114,7 +155,13 @@ impl Provider {
     pub fn is_simulated(&self) -> bool {
         match self {
             Provider::Sim(_) => true,
-            Provider::OpenAi(_) | Provider::AzureOpenAi(_) | Provider::OpenAiCompatible(_) => false,
+            Provider::OpenAi(_)
+            | Provider::AzureOpenAi(_)
+            | Provider::OpenAiCompatible(_)
+            | Provider::Anthropic(_)
+            | Provider::Bedrock(_)
+            | Provider::Gemini(_)
+            | Provider::Vertex(_) => false,
         }
     }
 
@@ -125,6 +172,10 @@ impl Provider {
             Provider::OpenAi(upstream) | Provider::AzureOpenAi(upstream) | Provider::OpenAiCompatible(upstream) => {
                 upstream.send(attempt).await
             }
+            Provider::Anthropic(upstream) => upstream.send(attempt).await,
+            Provider::Bedrock(upstream) => upstream.send(attempt).await,
+            Provider::Gemini(upstream) => upstream.send(attempt).await,
+            Provider::Vertex(upstream) => upstream.send(attempt).await,
             Provider::Sim(sim) => sim.send(attempt).await,
         }
     }

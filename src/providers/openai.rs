@@ -3,8 +3,6 @@
 //!
 //! API reference: <https://platform.openai.com/docs/api-reference/chat/create>.
 
-use bytes::Bytes;
-use futures_util::StreamExt;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
@@ -12,7 +10,8 @@ use serde_json::{Map, Value};
 use super::*;
 use crate::canonical::ContentPart;
 use crate::dialects::openai_chat::{self, ChunkDecoder, EncodeOptions, MaxTokensField};
-use crate::dialects::sse::SseDecoder;
+use super::sse_stream::{sse_items, Decoded, SseDecode};
+use crate::dialects::sse::SseEvent;
 
 /// An upstream that speaks OpenAI chat completions.
 pub struct OpenAiChatUpstream {
@@ -151,22 +150,8 @@ impl OpenAiChatUpstream {
     }
 
     fn event_stream(&self, response: reqwest::Response, passthrough: bool, client_wants_usage: bool) -> ItemStream {
-        let provider = self.provider.clone();
-        let state = StreamState {
-            body: response.bytes_stream().boxed(),
-            sse: SseDecoder::new(),
-            chunks: ChunkDecoder::new(),
-            queue: std::collections::VecDeque::new(),
-            passthrough,
-            client_wants_usage,
-            provider,
-            ended: false,
-        };
-        futures_util::stream::unfold(state, |mut state| async move {
-            let item = state.next().await?;
-            Some((item, state))
-        })
-        .boxed()
+        let events = OpenAiEvents { chunks: ChunkDecoder::new(), client_wants_usage, provider: self.provider.clone() };
+        sse_items(response, events, passthrough, &self.provider)
     }
 
     /// Maps an HTTP error answer to a classified error. OpenAI's 401 message quotes
@@ -222,85 +207,38 @@ fn unsupported(provider: &str, feature: &str) -> UpstreamError {
     UpstreamError::new(ErrorKind::Unsupported, format!("{provider} (openai-chat) cannot take {feature}"))
 }
 
-struct StreamState {
-    body: Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<Bytes>> + Send>>,
-    sse: SseDecoder,
+/// OpenAI chunks: `[DONE]` ends the message, an `{"error": …}` object fails it, and
+/// the usage report is forwarded only to clients that asked for it.
+struct OpenAiEvents {
     chunks: ChunkDecoder,
-    queue: std::collections::VecDeque<Result<StreamItem, UpstreamError>>,
-    passthrough: bool,
     client_wants_usage: bool,
     provider: String,
-    ended: bool,
 }
 
-impl StreamState {
-    async fn next(&mut self) -> Option<Result<StreamItem, UpstreamError>> {
-        loop {
-            if let Some(item) = self.queue.pop_front() {
-                return Some(item);
-            }
-            if self.ended {
-                return None;
-            }
-            match self.body.next().await {
-                Some(Ok(bytes)) => {
-                    for event in self.sse.push(&bytes) {
-                        self.decode(&event.data);
-                    }
-                }
-                Some(Err(e)) => {
-                    self.ended = true;
-                    let err = UpstreamError::from_transport(&e);
-                    return Some(Err(UpstreamError::new(ErrorKind::StreamCut, format!("{}: {}", self.provider, err.message))));
-                }
-                None => {
-                    self.ended = true;
-                    return self.end_of_body();
-                }
-            }
-        }
-    }
-
-    fn decode(&mut self, data: &str) {
-        if self.chunks.is_done() || self.ended {
-            return;
-        }
+impl SseDecode for OpenAiEvents {
+    fn event(&mut self, event: &SseEvent) -> Result<Decoded, UpstreamError> {
+        let data = event.data.as_str();
         if data.trim() == "[DONE]" {
-            let events = self.chunks.finish();
-            self.queue.push_back(Ok(StreamItem { events, raw: None }));
-            self.ended = true;
-            return;
+            return Ok(Decoded { events: self.chunks.finish(), forward: false, finished: true });
         }
         if data.contains("\"error\"") {
             if let Some(err) = in_stream_error(data, &self.provider) {
-                self.queue.push_back(Err(err));
-                self.ended = true;
-                return;
+                return Err(err);
             }
         }
-        match self.chunks.push(data) {
-            Ok(events) => {
-                let usage_only = events.iter().all(|e| !e.is_content()) && is_usage_chunk(data);
-                let raw = (self.passthrough && (self.client_wants_usage || !usage_only)).then(|| data.to_owned());
-                self.queue.push_back(Ok(StreamItem { events, raw }));
-            }
-            Err(e) => {
-                self.queue.push_back(Err(UpstreamError::new(ErrorKind::Protocol, format!("{}: {e}", self.provider))));
-                self.ended = true;
-            }
-        }
+        let events = self.chunks.push(data).map_err(|e| UpstreamError::new(ErrorKind::Protocol, format!("{}: {e}", self.provider)))?;
+        let usage_only = events.iter().all(|e| !e.is_content()) && is_usage_chunk(data);
+        Ok(Decoded { events, forward: self.client_wants_usage || !usage_only, finished: false })
     }
 
-    /// The body ended without `[DONE]`: complete if the upstream had said why it
-    /// stopped, cut otherwise.
-    fn end_of_body(&mut self) -> Option<Result<StreamItem, UpstreamError>> {
-        if self.chunks.is_done() {
-            return None;
+    /// A body that ends without `[DONE]` is complete if the upstream had said why it
+    /// stopped, and cut otherwise.
+    fn end(&mut self) -> Result<Vec<crate::canonical::StreamEvent>, UpstreamError> {
+        if self.chunks.saw_finish_reason() {
+            Ok(self.chunks.finish())
+        } else {
+            Err(UpstreamError::new(ErrorKind::StreamCut, format!("{}: the stream ended before the answer was complete", self.provider)))
         }
-        if self.chunks.saw_finish_reason() && !self.sse.has_partial() {
-            return Some(Ok(StreamItem { events: self.chunks.finish(), raw: None }));
-        }
-        Some(Err(UpstreamError::new(ErrorKind::StreamCut, format!("{}: the stream ended before the answer was complete", self.provider))))
     }
 }
 
