@@ -5,10 +5,12 @@
 //! HTTP concerns (panics, tracing) are tower layers.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -26,21 +28,51 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::canonical::{ApiError, Dialect, ErrorCategory};
-use crate::config::{ClientKey, Config};
+use crate::config::{ClientKey, Config, TopologyDimension};
 use crate::dialects::{anthropic_messages, openai_chat, StreamEncoder};
 use crate::error::GatewayError;
 use crate::ledger::{LedgerHandle, LedgerStore, LedgerWriter, PriceCatalog, WriterConfig};
-use crate::pipeline::{client_stream, Attribution, Gateway, Inbound, Reply};
+use crate::pipeline::{client_stream, Attribution, Gateway, Inbound, Reply, Shared};
 use crate::telemetry;
 
 /// Shared by every handler.
 pub struct AppState {
-    gateway: Gateway,
-    keys: Vec<ClientKey>,
-    max_body_bytes: usize,
+    /// The routing state of the current configuration. A reload swaps it; a request
+    /// loads it once and keeps its copy to the end, so reloads never disturb it.
+    gateway: ArcSwap<Gateway>,
+    /// What every configuration's gateway shares: learned target health, shares.
+    shared: Arc<Shared>,
+    ledger: LedgerHandle,
     metrics: Option<PrometheusHandle>,
     /// Cleared when shutdown starts, so load balancers stop sending traffic.
     ready: AtomicBool,
+    /// The file the configuration came from, for reloads.
+    config_path: Option<PathBuf>,
+}
+
+impl AppState {
+    /// Validates `config` and swaps it in. The listen address and ledger URL can't
+    /// change without a restart; everything else (routes, providers, keys, prices,
+    /// limits) takes effect for the next request.
+    pub fn reload(&self, config: Config) -> Result<(), String> {
+        let current = self.gateway.load();
+        if config.server.listen != current.config.server.listen || config.ledger.url != current.config.ledger.url {
+            tracing::warn!("server.listen and ledger.url changes need a restart; keeping the old values");
+        }
+        let prices = PriceCatalog::builtin().and_then(|p| p.with_overrides(config.prices.clone())).map_err(|e| e.to_string())?;
+        let gateway = Gateway::new(Arc::new(config), Arc::new(prices), self.ledger.clone(), self.shared.clone());
+        self.gateway.store(Arc::new(gateway));
+        metrics::counter!("switchyard_config_reloads_total").increment(1);
+        tracing::info!("configuration reloaded");
+        Ok(())
+    }
+
+    /// Re-reads the configuration file, if the gateway was started from one.
+    pub fn reload_from_file(&self) -> Result<(), String> {
+        let path = self.config_path.as_ref().ok_or("the gateway runs the built-in configuration; there is no file to reload")?;
+        let config = Config::load(path).map_err(|e| e.to_string())?;
+        self.reload(config)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -66,18 +98,26 @@ pub struct RunningGateway {
 
 /// Builds everything from a validated config and starts serving on `listener`.
 pub async fn start(config: Config, listener: TcpListener) -> Result<RunningGateway, StartError> {
+    start_with_file(config, listener, None).await
+}
+
+/// Like [`start`], remembering the file the config came from: the gateway then watches
+/// it (and listens for SIGHUP) and reloads when it changes.
+pub async fn start_with_file(config: Config, listener: TcpListener, config_path: Option<PathBuf>) -> Result<RunningGateway, StartError> {
     let prices = PriceCatalog::builtin()?.with_overrides(config.prices.clone())?;
     let store = LedgerStore::connect(&config.ledger.url).await?;
     let tracker = TaskTracker::new();
     let writer_config = WriterConfig { max_batch: config.ledger.batch_size, max_delay: config.ledger.flush_interval, ..WriterConfig::default() };
     let (ledger, _stop_writer) = LedgerWriter::spawn(store, &tracker, writer_config);
     let config = Arc::new(config);
+    let shared = Arc::new(Shared::default());
     let state = Arc::new(AppState {
-        gateway: Gateway::new(config.clone(), Arc::new(prices), ledger.clone(), Arc::new(crate::pipeline::Shared::default())),
-        keys: config.keys.clone(),
-        max_body_bytes: config.server.max_body_bytes,
+        gateway: ArcSwap::from_pointee(Gateway::new(config.clone(), Arc::new(prices), ledger.clone(), shared.clone())),
+        shared,
+        ledger: ledger.clone(),
         metrics: telemetry::metrics_handle(),
         ready: AtomicBool::new(true),
+        config_path,
     });
     let addr = listener.local_addr()?;
     let stop = CancellationToken::new();
@@ -86,6 +126,9 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<RunningGatew
         let stop = stop.clone();
         async move { axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await }
     });
+    if state.config_path.is_some() {
+        tracker.spawn(watch_config(state.clone(), stop.clone()));
+    }
     tracing::info!(%addr, routes = config.routes.len(), providers = config.providers.len(), "switchyard is listening");
     Ok(RunningGateway { addr, state, stop, server, tracker, ledger, drain_timeout: config.server.drain_timeout })
 }
@@ -110,6 +153,11 @@ impl RunningGateway {
         tracing::info!("switchyard stopped; ledger flushed");
     }
 
+    /// Swaps in a new configuration without dropping in-flight requests.
+    pub fn reload(&self, config: Config) -> Result<(), String> {
+        self.state.reload(config)
+    }
+
     /// Waits until every ledger entry recorded so far is written (for tests and tools).
     pub async fn flush_ledger(&self) {
         if let Err(e) = self.ledger.flush().await {
@@ -127,6 +175,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/admin/api/health", get(admin_health))
+        .route("/admin/api/reload", post(admin_reload))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
             let error = ApiError::new(500, ErrorCategory::Internal, "The gateway hit an internal error.");
             error_response(Dialect::OpenAiChat, &error)
@@ -145,17 +195,18 @@ async fn messages(State(state): State<Arc<AppState>>, headers: HeaderMap, body: 
 
 /// One front door: authenticate, read, decode in `dialect`, run the pipeline, encode.
 async fn front_door(state: &AppState, dialect: Dialect, headers: &HeaderMap, body: Body) -> Response {
+    let gateway = state.gateway.load_full();
     let result = async {
-        let key_id = authenticate(&state.keys, headers)?;
+        let key_id = authenticate(&gateway.config.keys, headers)?;
         if dialect == Dialect::AnthropicMessages {
             check_anthropic_version(headers)?;
         }
-        let bytes = read_body(body, headers, state.max_body_bytes).await?;
+        let bytes = read_body(body, headers, gateway.config.server.max_body_bytes).await?;
         let (request, original) = decode(dialect, &bytes).map_err(GatewayError::BadRequest)?;
         let include_usage = request.include_usage;
         let anthropic_beta = headers.get("anthropic-beta").and_then(|v| v.to_str().ok()).map(str::to_owned);
         let inbound = Inbound { request, original: Some(original), front_door: dialect, key_id, anthropic_beta };
-        let reply = state.gateway.handle(inbound).await?;
+        let reply = gateway.handle(inbound).await?;
         Ok::<_, GatewayError>(encode_reply(dialect, reply, include_usage))
     }
     .await;
@@ -227,12 +278,13 @@ fn encode_reply(dialect: Dialect, reply: Reply, include_usage: bool) -> Response
 /// for any route, without calling an upstream.
 async fn count_tokens(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
     let dialect = Dialect::AnthropicMessages;
+    let gateway = state.gateway.load_full();
     let result = async {
-        authenticate(&state.keys, &headers)?;
+        authenticate(&gateway.config.keys, &headers)?;
         check_anthropic_version(&headers)?;
-        let bytes = read_body(body, &headers, state.max_body_bytes).await?;
+        let bytes = read_body(body, &headers, gateway.config.server.max_body_bytes).await?;
         let decoded = anthropic_messages::decode_count_tokens_request(&bytes).map_err(GatewayError::BadRequest)?;
-        state.gateway.route(&decoded.request.model)?;
+        gateway.route(&decoded.request.model)?;
         let input_tokens = crate::pipeline::tokens::estimate_input_tokens(&decoded.request);
         Ok::<_, GatewayError>(axum::Json(anthropic_messages::AnthropicCountTokensResponse { input_tokens }).into_response())
     }
@@ -257,10 +309,10 @@ fn attribute(headers: &mut HeaderMap, attribution: &Attribution) {
 }
 
 async fn models(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    if let Err(e) = authenticate(&state.keys, &headers) {
+    let gateway = state.gateway.load_full();
+    if let Err(e) = authenticate(&gateway.config.keys, &headers) {
         return error_response(Dialect::OpenAiChat, &e.to_api_error());
     }
-    let gateway = &state.gateway;
     let data: Vec<_> = gateway
         .config
         .routes
@@ -279,6 +331,83 @@ async fn models(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Respo
         })
         .collect();
     axum::Json(json!({"object": "list", "data": data})).into_response()
+}
+
+/// `GET /admin/api/health`: every target's breaker, cooldown, quota and latency, and each
+/// route's recent traffic share by cloud and operator.
+async fn admin_health(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let gateway = state.gateway.load_full();
+    if let Err(response) = admin_auth(&gateway, &headers) {
+        return response;
+    }
+    let shares: serde_json::Map<String, serde_json::Value> = gateway
+        .config
+        .routes
+        .values()
+        .map(|route| {
+            let by = |d| state.shared.shares.shares(&route.name, d, route.share_window);
+            (route.name.clone(), json!({"cloud": by(TopologyDimension::Cloud), "operator": by(TopologyDimension::Operator)}))
+        })
+        .collect();
+    axum::Json(json!({"targets": state.shared.health.snapshot(), "route_shares": shares})).into_response()
+}
+
+/// `POST /admin/api/reload`: re-reads the configuration file.
+async fn admin_reload(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let gateway = state.gateway.load_full();
+    if let Err(response) = admin_auth(&gateway, &headers) {
+        return response;
+    }
+    match state.reload_from_file() {
+        Ok(()) => axum::Json(json!({"reloaded": true})).into_response(),
+        Err(e) => error_response(Dialect::OpenAiChat, &ApiError::new(400, ErrorCategory::InvalidRequest, e).with_code("invalid_config")),
+    }
+}
+
+/// The admin API needs `admin.token`; without one configured it does not exist.
+fn admin_auth(gateway: &Gateway, headers: &HeaderMap) -> Result<(), Response> {
+    let Some(expected) = gateway.config.admin_token_sha256 else {
+        return Err(error_response(Dialect::OpenAiChat, &ApiError::new(404, ErrorCategory::NotFound, "The admin API is off: set admin.token to enable it.")));
+    };
+    let presented = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    match presented {
+        Some(token) if <[u8; 32]>::from(Sha256::digest(token.trim().as_bytes())) == expected => Ok(()),
+        _ => Err(error_response(Dialect::OpenAiChat, &ApiError::new(401, ErrorCategory::Authentication, "Missing or wrong admin token."))),
+    }
+}
+
+/// Reloads the configuration when its file changes or on SIGHUP, until shutdown.
+/// Polls the file's modification time: portable, and a two-second delay is fine for
+/// configuration changes.
+async fn watch_config(state: Arc<AppState>, stop: CancellationToken) {
+    let Some(path) = state.config_path.clone() else { return };
+    let modified = |path: &PathBuf| std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    let mut last = modified(&path);
+    #[cfg(unix)]
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    loop {
+        #[cfg(unix)]
+        let signalled = async {
+            match hangup.as_mut() {
+                Some(signal) => signal.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let signalled = std::future::pending::<Option<()>>();
+        let forced = tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(2)) => false,
+            _ = signalled => true,
+        };
+        let now = modified(&path);
+        if forced || now != last {
+            last = now;
+            if let Err(e) = state.reload_from_file() {
+                tracing::error!(error = %e, "configuration not reloaded; keeping the running one");
+            }
+        }
+    }
 }
 
 async fn readyz(State(state): State<Arc<AppState>>) -> Response {

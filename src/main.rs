@@ -99,9 +99,9 @@ fn load(path: Option<&PathBuf>) -> Result<Config, String> {
     }
 }
 
-async fn serve(config: Option<PathBuf>, listen: Option<std::net::SocketAddr>, json_logs: bool) -> ExitCode {
+async fn serve(config_path: Option<PathBuf>, listen: Option<std::net::SocketAddr>, json_logs: bool) -> ExitCode {
     switchyard::telemetry::init_logging(json_logs);
-    let mut config = match load(config.as_ref()) {
+    let mut config = match load(config_path.as_ref()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
@@ -124,7 +124,7 @@ async fn serve(config: Option<PathBuf>, listen: Option<std::net::SocketAddr>, js
             return ExitCode::FAILURE;
         }
     };
-    let running = match switchyard::app::start(config, listener).await {
+    let running = match switchyard::app::start_with_file(config, listener, config_path).await {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");

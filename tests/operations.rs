@@ -1,0 +1,171 @@
+//! Operating the gateway: configuration reloads that never drop in-flight requests,
+//! the admin API, and a SIGTERM that drains streams and flushes the ledger.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use support::openai_wire::{completion, text_chunks};
+use support::{client, read_json, MockUpstream, Reply, TestGateway};
+use switchyard::config::Config;
+
+fn config(upstream: &MockUpstream, route: &str, extra: &str) -> String {
+    format!(
+        r#"
+[ledger]
+url = "{{LEDGER}}"
+
+[admin]
+token = "admin-token-0123456789"
+
+[providers.up]
+kind = "openai-compatible"
+base_url = "{}/v1"
+
+[routes.{route}]
+targets = [{{ provider = "up", model = "m" }}]
+{extra}
+"#,
+        upstream.base_url()
+    )
+}
+
+fn parse(text: &str, ledger_url: &str) -> Config {
+    Config::from_toml(&text.replace("{LEDGER}", ledger_url), &|_| None).unwrap()
+}
+
+async fn route_ids(url: &str) -> Vec<String> {
+    let body = read_json(client().get(format!("{url}/v1/models")).send().await.unwrap()).await;
+    body["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap().to_owned()).collect()
+}
+
+#[tokio::test]
+async fn a_reload_swaps_routes_without_dropping_an_in_flight_stream() {
+    let old = MockUpstream::start().await;
+    let new = MockUpstream::start().await;
+    old.set_default(Reply::sse(text_chunks("old-model", &["a", "b", "c", "d"], None)).with_gap(Duration::from_millis(150)));
+    new.set_default(Reply::json(200, completion("new-model", "from new", (1, 1))));
+    let gateway = TestGateway::start(&config(&old, "chat", "")).await;
+
+    let mut streaming = gateway.post_chat(&json!({"model": "chat", "stream": true, "messages": [{"role": "user", "content": "x"}]})).await;
+    let first = streaming.chunk().await.unwrap().unwrap();
+    assert!(!first.is_empty());
+
+    gateway.running().reload(parse(&config(&new, "chat", ""), &gateway.ledger_url)).unwrap();
+
+    let mut rest = String::from_utf8_lossy(&first).into_owned();
+    while let Some(chunk) = streaming.chunk().await.unwrap() {
+        rest.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(rest.contains(r#""content":"d""#) && rest.ends_with("data: [DONE]\n\n"), "the in-flight stream finished on the old config: {rest}");
+    let after = read_json(gateway.post_chat(&json!({"model": "chat", "messages": [{"role": "user", "content": "x"}]})).await).await;
+    assert_eq!(after["model"], "new-model");
+    gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_edited_config_file_is_picked_up_and_a_broken_one_is_refused() {
+    let upstream = MockUpstream::start().await;
+    upstream.set_default(Reply::json(200, completion("m", "ok", (1, 1))));
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = format!("sqlite://{}", dir.path().join("ledger.db").display());
+    let path = dir.path().join("switchyard.toml");
+    std::fs::write(&path, config(&upstream, "first", "").replace("{LEDGER}", &ledger)).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let running = switchyard::app::start_with_file(Config::load(&path).unwrap(), listener, Some(path.clone())).await.unwrap();
+    let url = format!("http://{}", running.addr);
+    assert_eq!(route_ids(&url).await, ["first"]);
+
+    // The watcher polls the file's modification time every 2 s.
+    std::thread::sleep(Duration::from_millis(20));
+    std::fs::write(&path, config(&upstream, "second", "").replace("{LEDGER}", &ledger)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while route_ids(&url).await != ["second"] {
+        assert!(Instant::now() < deadline, "the edited file was not picked up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    std::fs::write(&path, "[routes.broken]\ntargets = [{ provider = \"nope\", model = \"m\" }]\n").unwrap();
+    let response = client().post(format!("{url}/admin/api/reload")).bearer_auth("admin-token-0123456789").send().await.unwrap();
+    assert_eq!(response.status(), 400);
+    let body = read_json(response).await;
+    assert!(body["error"]["message"].as_str().unwrap().contains(r#"routes.broken.targets[0].provider: no provider named "nope""#), "{body}");
+    assert_eq!(route_ids(&url).await, ["second"], "a broken file leaves the running config alone");
+    running.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_admin_api_needs_its_token_and_shows_an_open_circuit() {
+    let upstream = MockUpstream::start().await;
+    upstream.set_default(Reply::openai_error(500, "server_error", "down"));
+    let extra = "retries = 0";
+    let text = config(&upstream, "chat", extra).replace("kind = \"openai-compatible\"", "kind = \"openai-compatible\"\nbreaker = { consecutive_failures = 2, open_for = \"1m\" }");
+    let gateway = TestGateway::start(&text).await;
+    for _ in 0..2 {
+        gateway.post_chat(&json!({"model": "chat", "messages": [{"role": "user", "content": "x"}]})).await;
+    }
+    let url = format!("{}/admin/api/health", gateway.url);
+    assert_eq!(client().get(&url).send().await.unwrap().status(), 401);
+    assert_eq!(client().get(&url).bearer_auth("wrong-token-0000000000").send().await.unwrap().status(), 401);
+    let health: Value = read_json(client().get(&url).bearer_auth("admin-token-0123456789").send().await.unwrap()).await;
+    assert_eq!(health["targets"][0]["target"], "up/m");
+    assert_eq!(health["targets"][0]["circuit"], "open");
+
+    let response = gateway.post_chat(&json!({"model": "chat", "messages": [{"role": "user", "content": "x"}]})).await;
+    assert_eq!(response.status(), 503);
+    assert!(response.headers().contains_key("retry-after"));
+    assert_eq!(read_json(response).await["error"]["code"], "no_target_available");
+    assert_eq!(upstream.request_count(), 2, "an open circuit sends nothing upstream");
+    gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_admin_api_does_not_exist_without_a_token() {
+    let upstream = MockUpstream::start().await;
+    let gateway = TestGateway::start(&config(&upstream, "chat", "").replace("[admin]\ntoken = \"admin-token-0123456789\"", "")).await;
+    let response = client().get(format!("{}/admin/api/health", gateway.url)).bearer_auth("anything").send().await.unwrap();
+    assert_eq!(response.status(), 404);
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn sigterm_drains_an_in_flight_stream_and_flushes_the_ledger() {
+    let upstream = MockUpstream::start().await;
+    upstream.set_default(Reply::sse(text_chunks("m", &["one ", "two ", "three"], Some((3, 3)))).with_gap(Duration::from_millis(200)));
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = format!("sqlite://{}", dir.path().join("ledger.db").display());
+    let path = dir.path().join("c.toml");
+    std::fs::write(&path, config(&upstream, "chat", "").replace("{LEDGER}", &ledger)).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["serve", "--config"])
+        .arg(&path)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while client().get(format!("{url}/healthz")).send().await.is_err() {
+        assert!(Instant::now() < deadline, "gateway did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let body = json!({"model": "chat", "stream": true, "messages": [{"role": "user", "content": "x"}]});
+    let mut stream = client().post(format!("{url}/v1/chat/completions")).header("content-type", "application/json").body(body.to_string()).send().await.unwrap();
+    let mut text = String::from_utf8_lossy(&stream.chunk().await.unwrap().unwrap()).into_owned();
+    let status = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    while let Some(chunk) = stream.chunk().await.unwrap() {
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(text.contains(r#""content":"three""#) && text.ends_with("data: [DONE]\n\n"), "{text}");
+    let exit = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
+    assert!(exit.success(), "{exit:?}");
+
+    let store = switchyard::ledger::LedgerStore::connect(&ledger).await.unwrap();
+    let rows = store.requests_since(chrono::DateTime::UNIX_EPOCH).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].outcome, switchyard::ledger::Outcome::Success);
+}
