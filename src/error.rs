@@ -82,7 +82,7 @@ impl GatewayError {
                 let mut api = ApiError::new(
                     status,
                     category,
-                    format!("Every target of route '{route}' failed ({} attempts): {}", summary.len(), summary.join("; ")),
+                    format!("Every target of route '{route}' failed ({} attempts): {}", kinds.len(), summary.join("; ")),
                 )
                 .with_code("all_targets_failed");
                 api.retry_after = *retry_after;

@@ -726,3 +726,192 @@ async fn the_chat_handler_fails_on_request_and_rejects_a_body_without_messages()
     assert_eq!(missing, 400);
     assert!(body.contains("messages"), "{body}");
 }
+
+// ---------------------------------------------------------------------------
+// Slow, late, broken and scheduled replies (for the chaos and resilience tests)
+// ---------------------------------------------------------------------------
+
+#[tokio::test(start_paused = true)]
+async fn a_trickled_reply_sends_its_head_at_once_then_the_body_in_spaced_pieces() {
+    let mock = MockUpstream::start().await;
+    let gap = Duration::from_secs(2);
+    mock.push(Reply::trickle(200, b"0123456789".to_vec(), 4, gap).with_header("x-slow", "yes"));
+    let started = tokio::time::Instant::now();
+
+    let response = reqwest::get(mock.base_url()).await.unwrap();
+    let head_after = started.elapsed();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    assert_eq!(response.headers()["content-length"], "10");
+    assert_eq!(response.headers()["x-slow"], "yes");
+    let mut body = response.bytes_stream();
+    let mut pieces = Vec::new();
+    while let Some(piece) = body.next().await {
+        pieces.push((piece.unwrap().to_vec(), started.elapsed()));
+    }
+
+    assert!(head_after < gap, "the head waited {head_after:?}");
+    let bytes: Vec<u8> = pieces.iter().flat_map(|(p, _)| p.clone()).collect();
+    assert_eq!(bytes, b"0123456789");
+    assert_eq!(pieces.len(), 3, "pieces of 4, 4 and 2 bytes: {pieces:?}");
+    assert!(
+        pieces[2].1 >= gap * 2,
+        "the last piece came after {:?}",
+        pieces[2].1
+    );
+}
+
+#[tokio::test]
+async fn a_trickled_sse_reply_keeps_its_event_stream_framing_and_content() {
+    let mock = MockUpstream::start().await;
+    let chunks = openai_wire::text_chunks("m", &["slow", "ly"], None);
+    mock.push(Reply::sse(chunks.clone()).trickled(7, Duration::from_millis(1)));
+
+    let response = reqwest::get(mock.base_url()).await.unwrap();
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let body = response.text().await.unwrap();
+
+    assert_eq!(sse_payloads(&body), chunks);
+}
+
+#[tokio::test]
+async fn an_invalid_json_reply_is_a_200_json_response_that_does_not_parse() {
+    let mock = MockUpstream::start().await;
+    mock.push(Reply::invalid_json());
+    mock.push(Reply::json(200, json!({"next": true})));
+    let client = reqwest::Client::new();
+
+    let response = client.get(mock.base_url()).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let body = response.bytes().await.unwrap();
+    assert!(serde_json::from_slice::<Value>(&body).is_err(), "{body:?}");
+    assert!(body.starts_with(br#"{"id":"chatcmpl-broken""#));
+    let next = client.get(mock.base_url()).send().await.unwrap();
+    assert_eq!(
+        read_json(next).await,
+        json!({"next": true}),
+        "the connection stays usable"
+    );
+}
+
+#[test]
+fn an_invalid_json_chunk_is_the_start_of_a_real_chunk_that_does_not_parse() {
+    let chunk = openai_wire::invalid_json_chunk("m");
+    let whole = &openai_wire::text_chunks("m", &[], None)[0];
+    assert!(whole.starts_with(&chunk) && chunk.len() < whole.len());
+    assert!(serde_json::from_str::<Value>(&chunk).is_err(), "{chunk}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_delayed_reply_waits_before_its_head_and_then_runs_its_inner_reply() {
+    let mock = MockUpstream::start().await;
+    let delay = Duration::from_secs(3);
+    mock.push(Reply::delayed(
+        delay,
+        Reply::handler(|request| Reply::json(200, json!({"path": request.path}))),
+    ));
+    let started = tokio::time::Instant::now();
+
+    let response = reqwest::get(format!("{}/late", mock.base_url()))
+        .await
+        .unwrap();
+
+    assert!(
+        started.elapsed() >= delay,
+        "answered after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(read_json(response).await, json!({"path": "/late"}));
+    assert_eq!(
+        mock.request_count(),
+        1,
+        "recorded on arrival, like every reply"
+    );
+}
+
+#[tokio::test]
+async fn a_schedule_cycles_through_its_replies() {
+    let mock = MockUpstream::start().await;
+    mock.set_default(Reply::schedule(vec![
+        Reply::json(200, json!({})),
+        Reply::json(200, json!({})),
+        Reply::openai_error(503, "server_error", "every third"),
+    ]));
+    let client = reqwest::Client::new();
+
+    let mut statuses = Vec::new();
+    for _ in 0..7 {
+        statuses.push(
+            client
+                .get(mock.base_url())
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16(),
+        );
+    }
+
+    assert_eq!(statuses, [200, 200, 503, 200, 200, 503, 200]);
+}
+
+/// The statuses `n` sequential requests get from a fresh mock serving `reply`.
+async fn statuses(reply: Reply, n: usize) -> Vec<u16> {
+    let mock = MockUpstream::start().await;
+    mock.set_default(reply);
+    let client = reqwest::Client::new();
+    let mut out = Vec::new();
+    for _ in 0..n {
+        out.push(
+            client
+                .get(mock.base_url())
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16(),
+        );
+    }
+    out
+}
+
+fn chaos_of_statuses(seed: u64, rate: f64) -> Reply {
+    let faults = vec![
+        Reply::openai_error(500, "server_error", "a"),
+        Reply::openai_error(502, "server_error", "b"),
+        Reply::rate_limited(1),
+    ];
+    Reply::chaos(seed, rate, faults, Reply::json(200, json!({"ok": true})))
+}
+
+#[tokio::test]
+async fn a_chaos_reply_is_reproducible_for_a_seed_and_fails_at_about_its_rate() {
+    let first = statuses(chaos_of_statuses(7, 0.3), 200).await;
+    let again = statuses(chaos_of_statuses(7, 0.3), 200).await;
+    let other_seed = statuses(chaos_of_statuses(8, 0.3), 200).await;
+
+    assert_eq!(first, again, "same seed, same sequence");
+    assert_ne!(first, other_seed, "another seed, another sequence");
+    let failures = first.iter().filter(|s| **s != 200).count();
+    // 200 draws at 30%: mean 60, standard deviation 6.5.
+    assert!((35..=85).contains(&failures), "{failures} failures of 200");
+    for fault in [500, 502, 429] {
+        assert!(
+            first.contains(&fault),
+            "fault {fault} never drawn: {first:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_chaos_reply_at_rate_zero_is_always_healthy_and_at_rate_one_always_faulty() {
+    assert!(statuses(chaos_of_statuses(1, 0.0), 30)
+        .await
+        .iter()
+        .all(|s| *s == 200));
+    assert!(statuses(chaos_of_statuses(1, 1.0), 30)
+        .await
+        .iter()
+        .all(|s| *s != 200));
+}

@@ -192,11 +192,21 @@ pub struct RouteConfig {
     pub timeouts: RouteTimeouts,
     pub strategy: Strategy,
     pub hedge_after: Option<Duration>,
+    pub stream_recovery: StreamRecovery,
     pub max_concurrency: Option<u32>,
     pub queue_timeout: Duration,
     /// (dimension, cap) pairs, e.g. (Cloud, 0.7).
     pub max_share: Vec<(TopologyDimension, f64)>,
     pub share_window: Duration,
+}
+
+/// What a route does when a stream breaks after the client has received part of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamRecovery {
+    /// End the client's stream with an error event in its dialect.
+    Error,
+    /// Ask the next target to continue the partial answer and splice it in.
+    Continue,
 }
 
 /// How a route orders its targets before failover.

@@ -169,6 +169,9 @@ pub struct RawRoute {
     pub total_timeout: Option<Duration>,
     /// `priority` (default), `weighted`, `least-latency` or `cheapest`.
     pub strategy: Option<String>,
+    /// `error` (default): a stream that breaks after its first token ends with an error
+    /// event. `continue`: the next target is asked to continue the partial answer.
+    pub stream_recovery: Option<String>,
     /// Start the next target if the first has no first token after this long.
     #[serde(default, with = "humantime_serde")]
     pub hedge_after: Option<Duration>,

@@ -460,6 +460,17 @@ fn route_config(name: &str, raw: &RawRoute, providers: &[&str], problems: &mut P
     if raw.max_concurrency == Some(0) {
         problems.push(format!("{path}.max_concurrency"), "must be at least 1");
     }
+    let stream_recovery = match raw.stream_recovery.as_deref().unwrap_or("error") {
+        "error" => StreamRecovery::Error,
+        "continue" => StreamRecovery::Continue,
+        other => {
+            problems.push(
+                format!("{path}.stream_recovery"),
+                format!("\"{other}\" is not one of error, continue{}", did_you_mean(other, &["error", "continue"])),
+            );
+            StreamRecovery::Error
+        }
+    };
     if problems.0.len() > errors_before {
         return None;
     }
@@ -481,6 +492,7 @@ fn route_config(name: &str, raw: &RawRoute, providers: &[&str], problems: &mut P
         timeouts,
         strategy,
         hedge_after: raw.hedge_after,
+        stream_recovery,
         max_concurrency: raw.max_concurrency,
         queue_timeout: raw.queue_timeout.unwrap_or(Duration::from_secs(1)),
         max_share,

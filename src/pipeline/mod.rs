@@ -24,7 +24,7 @@ pub use settle::Settlement;
 pub use stream::client_stream;
 
 use crate::canonical::{ChatRequest, Dialect};
-use crate::config::{Config, ProviderConfig, RouteConfig, TargetConfig};
+use crate::config::{Config, ProviderConfig, RouteConfig, StreamRecovery, TargetConfig};
 use crate::error::GatewayError;
 use crate::ledger::{LedgerHandle, Outcome, PriceCatalog};
 use crate::providers::{Answer, AttemptRequest, Completion, ErrorKind, ItemStream, Provider, StreamItem, UpstreamError};
@@ -85,6 +85,73 @@ pub struct StreamReply {
     pub attribution: Attribution,
     pub idle_timeout: Duration,
     pub settlement: Settlement,
+    /// Set when the route continues broken streams on another target.
+    pub recovery: Option<Recovery>,
+}
+
+/// What a stream needs to have a broken answer continued by another target.
+pub struct Recovery {
+    gateway: Arc<Gateway>,
+    route: Arc<RouteConfig>,
+    request: ChatRequest,
+    key_id: String,
+    /// Targets that already served this request.
+    tried: Vec<usize>,
+}
+
+impl Recovery {
+    /// Asks the route's other healthy targets, in plan order, to continue `partial`:
+    /// as assistant prefill where the target takes it, otherwise with an instruction.
+    /// Records the attempts in `settlement`; the answering one becomes the billed
+    /// continuation.
+    pub(super) async fn resume(&mut self, partial: &str, settlement: &mut Settlement) -> Result<(Vec<StreamItem>, ItemStream), UpstreamError> {
+        let gateway = self.gateway.clone();
+        let route = self.route.clone();
+        let providers: Vec<Option<&ProviderConfig>> = route.targets.iter().map(|t| gateway.provider_config(t)).collect();
+        let plan = routing::plan(&PlanContext {
+            route: &route,
+            providers,
+            health: &gateway.shared.health,
+            prices: &gateway.prices,
+            shares: &gateway.shared.shares,
+        });
+        let remaining: Vec<usize> = plan.order.into_iter().filter(|i| !self.tried.contains(i)).collect();
+        if remaining.is_empty() {
+            return Err(UpstreamError::new(ErrorKind::Unavailable, "no other target is available to continue the answer"));
+        }
+        let with_prefill = self.inbound(partial, true);
+        let with_instruction = self.inbound(partial, false);
+        let options = routing::Options { retry: &route.retry, deadline: Instant::now() + route.timeouts.total, hedge_after: None };
+        let attempt = |i: usize| {
+            let target = &route.targets[i];
+            let prefill = gateway.provider(&target.provider).is_some_and(|p| p.supports_prefill(&target.model));
+            gateway.attempt(if prefill { &with_prefill } else { &with_instruction }, &route, i)
+        };
+        let result = routing::run(remaining, &options, |_| Vec::new(), attempt, &mut settlement.pending).await;
+        settlement.absorb();
+        match result {
+            Ok((index, Established::Stream { first, rest, ttft, permit, .. })) => {
+                self.tried.push(index);
+                settlement.stream_started(ttft, gateway.shared.health.clone());
+                settlement.hold(permit);
+                Ok((first, rest))
+            }
+            Ok((_, Established::Complete(_))) => Err(UpstreamError::new(ErrorKind::Protocol, "the continuation was not streamed")),
+            Err(_) => Err(UpstreamError::new(ErrorKind::Unavailable, "no other target could continue the answer")),
+        }
+    }
+
+    fn inbound(&self, partial: &str, prefill: bool) -> Inbound {
+        let mut request = self.request.clone();
+        request.messages.push(crate::canonical::Message::text(crate::canonical::Role::Assistant, partial));
+        if !prefill {
+            request.messages.push(crate::canonical::Message::text(
+                crate::canonical::Role::User,
+                "Your previous answer was cut off. Continue it exactly where it stopped, without repeating anything and without any preamble.",
+            ));
+        }
+        Inbound { request, original: None, front_door: Dialect::OpenAiChat, key_id: self.key_id.clone(), anthropic_beta: None }
+    }
 }
 
 /// What a successful attempt hands back to the failover loop.
@@ -133,14 +200,15 @@ impl Gateway {
     }
 
     /// Serves one request: tries the route's targets until one answers.
-    pub async fn handle(&self, inbound: Inbound) -> Result<Reply, GatewayError> {
+    pub async fn handle(self: &Arc<Self>, inbound: Inbound) -> Result<Reply, GatewayError> {
         let route = self.route(&inbound.request.model)?.clone();
         let route_permit = self.route_slot(&route).await?;
         let started = Instant::now();
-        let mut settlement = Settlement::new(&inbound, &route, self.ledger.clone(), self.prices.clone());
+        let providers: Vec<Option<&ProviderConfig>> = route.targets.iter().map(|t| self.provider_config(t)).collect();
+        let billing = providers.iter().map(|p| p.map(|p| (p.kind().to_owned(), p.catalog.clone()))).collect();
+        let mut settlement = Settlement::new(&inbound, &route, billing, self.ledger.clone(), self.prices.clone());
         settlement.hold(route_permit);
 
-        let providers: Vec<Option<&ProviderConfig>> = route.targets.iter().map(|t| self.provider_config(t)).collect();
         let plan = routing::plan(&PlanContext {
             route: &route,
             providers,
@@ -155,16 +223,16 @@ impl Gateway {
         }
 
         let options = routing::Options { retry: &route.retry, deadline: started + route.timeouts.total, hedge_after: route.hedge_after };
-        let failover = routing::run(plan.order, &options, |t| larger_context(&route, t), |i| self.attempt(&inbound, &route, i)).await;
-
-        for log in &failover.attempts {
-            let target = &route.targets[log.target];
-            settlement.attempt(target, self.provider_config(target), log);
-        }
-        let (index, established) = match failover.result {
-            Ok(answer) => answer,
+        let result =
+            routing::run(plan.order, &options, |t| larger_context(&route, t), |i| self.attempt(&inbound, &route, i), &mut settlement.pending).await;
+        let attempts = settlement.pending.len() as u32;
+        let (index, established) = match result {
+            Ok(answer) => {
+                settlement.absorb();
+                answer
+            }
             Err(stop) => {
-                let error = failure(&route, &failover.attempts, stop);
+                let error = failure(&route, &settlement.pending, stop);
                 let outcome = if matches!(error, GatewayError::UpstreamRejected(_)) { Outcome::ClientError } else { Outcome::UpstreamError };
                 settlement.finish(outcome, error.to_api_error().status);
                 return Err(error);
@@ -179,7 +247,7 @@ impl Gateway {
         let attribution = Attribution {
             route: route.name.clone(),
             target: target.label(),
-            attempts: failover.attempts.len() as u32,
+            attempts,
             simulated: self.provider(&target.provider).is_some_and(|p| p.is_simulated()),
         };
         match established {
@@ -191,7 +259,15 @@ impl Gateway {
             Established::Stream { first, rest, passthrough, ttft, permit } => {
                 settlement.stream_started(ttft, self.shared.health.clone());
                 settlement.hold(permit);
-                Ok(Reply::Stream(StreamReply { first, rest, passthrough, attribution, idle_timeout: route.timeouts.stream_idle, settlement }))
+                let recovery = (route.stream_recovery == StreamRecovery::Continue).then(|| Recovery {
+                    gateway: self.clone(),
+                    route: route.clone(),
+                    request: inbound.request.clone(),
+                    key_id: inbound.key_id.clone(),
+                    tried: vec![index],
+                });
+                let idle_timeout = route.timeouts.stream_idle;
+                Ok(Reply::Stream(StreamReply { first, rest, passthrough, attribution, idle_timeout, settlement, recovery }))
             }
         }
     }
@@ -225,7 +301,12 @@ impl Gateway {
                 _ => return Err(UpstreamError::new(ErrorKind::Saturated, format!("{label} has no free slot within {:?}", route.queue_timeout))),
             },
         };
-        let original = inbound.original.as_ref().filter(|_| provider.dialect(&target.model) == Some(inbound.front_door));
+        // A route that continues broken streams encodes them itself so it can splice in
+        // a continuation; it never forwards upstream bytes verbatim.
+        let original = inbound.original.as_ref().filter(|_| {
+            provider.dialect(&target.model) == Some(inbound.front_door)
+                && !(inbound.request.stream && route.stream_recovery == StreamRecovery::Continue)
+        });
         let request = AttemptRequest {
             request: &inbound.request,
             model: &target.model,

@@ -13,13 +13,20 @@ use tokio::time::Instant;
 
 use super::Inbound;
 use crate::canonical::{StreamEvent, Usage};
-use crate::config::{ProviderConfig, RouteConfig, TargetConfig};
+use crate::config::{RouteConfig, TargetConfig};
 use crate::ledger::{AttemptOutcome, AttemptRecord, LedgerEntry, LedgerHandle, Outcome, PriceCatalog, RequestRecord};
 use crate::providers::UpstreamError;
 use crate::routing::{AttemptLog, AttemptResult, Health};
 use crate::telemetry;
 
 pub struct Settlement {
+    /// Attempts the failover engine has started, recorded as they begin so that a
+    /// request dropped mid-failover still lists them; turned into ledger rows by
+    /// [`Settlement::absorb`].
+    pub(super) pending: Vec<AttemptLog>,
+    route: Arc<RouteConfig>,
+    /// Per route target: its provider's kind and price-catalog id.
+    providers: Vec<Option<(String, String)>>,
     ledger: LedgerHandle,
     prices: Arc<PriceCatalog>,
     request: RequestRecord,
@@ -38,7 +45,13 @@ pub struct Settlement {
 }
 
 impl Settlement {
-    pub(super) fn new(inbound: &Inbound, route: &RouteConfig, ledger: LedgerHandle, prices: Arc<PriceCatalog>) -> Settlement {
+    pub(super) fn new(
+        inbound: &Inbound,
+        route: &Arc<RouteConfig>,
+        providers: Vec<Option<(String, String)>>,
+        ledger: LedgerHandle,
+        prices: Arc<PriceCatalog>,
+    ) -> Settlement {
         let request = RequestRecord {
             id: uuid::Uuid::now_v7().to_string(),
             started_at: chrono::Utc::now(),
@@ -59,7 +72,7 @@ impl Settlement {
             attempt_count: 0,
             failover_reason: None,
         };
-        Settlement { ledger, prices, request, attempts: Vec::new(), pricing: Vec::new(), answering: None, answer_started: None, started: Instant::now(), done: false, permits: Vec::new(), stream_health: None }
+        Settlement { pending: Vec::new(), route: route.clone(), providers, ledger, prices, request, attempts: Vec::new(), pricing: Vec::new(), answering: None, answer_started: None, started: Instant::now(), done: false, permits: Vec::new(), stream_health: None }
     }
 
     pub fn request_id(&self) -> &str {
@@ -71,8 +84,17 @@ impl Settlement {
         self.permits.extend(permit);
     }
 
-    /// Records one attempt the failover engine made.
-    pub(super) fn attempt(&mut self, target: &TargetConfig, provider: Option<&ProviderConfig>, log: &AttemptLog) {
+    /// Turns the attempts logged so far into ledger rows.
+    pub(super) fn absorb(&mut self) {
+        let route = self.route.clone();
+        for log in std::mem::take(&mut self.pending) {
+            let Some(target) = route.targets.get(log.target) else { continue };
+            let provider = self.providers.get(log.target).cloned().flatten();
+            self.attempt(target, provider, &log);
+        }
+    }
+
+    fn attempt(&mut self, target: &TargetConfig, provider: Option<(String, String)>, log: &AttemptLog) {
         let error = log.error();
         if log.result == AttemptResult::Success {
             self.answering = Some(self.attempts.len());
@@ -81,14 +103,14 @@ impl Settlement {
         if let (Some(error), None) = (error, &self.request.failover_reason) {
             self.request.failover_reason = Some(error.kind.as_str().to_owned());
         }
-        let catalog = provider.map(|p| p.catalog.clone()).unwrap_or_default();
+        let (kind, catalog) = provider.unwrap_or_default();
         self.pricing.push((catalog, target.priced_as.clone().unwrap_or_else(|| target.model.clone())));
         self.attempts.push(AttemptRecord {
             request_id: self.request.id.clone(),
             index: self.attempts.len() as u32,
             target: target.label(),
             provider: target.provider.clone(),
-            provider_kind: provider.map(|p| p.kind().to_owned()).unwrap_or_default(),
+            provider_kind: kind,
             model: target.model.clone(),
             started_at: log.started_at,
             latency_ms: log.elapsed.as_millis() as u64,
@@ -135,9 +157,21 @@ impl Settlement {
         }
     }
 
-    /// The answering stream broke after the client started receiving it.
-    pub fn stream_failed(&mut self, error: &UpstreamError) {
+    /// Folds a cumulative usage report into the answering attempt.
+    pub fn observe_usage(&mut self, usage: &Usage) {
         if let Some(attempt) = self.answering.and_then(|i| self.attempts.get_mut(i)) {
+            attempt.usage.merge_max(usage);
+        }
+    }
+
+    /// The answering stream broke after the client started receiving it. Upstreams
+    /// that report usage only at the end reported none: the output is then billed at
+    /// `estimated_output` tokens, counted from the text the client received.
+    pub fn stream_failed(&mut self, error: &UpstreamError, estimated_output: u64) {
+        if let Some(attempt) = self.answering.and_then(|i| self.attempts.get_mut(i)) {
+            if attempt.usage.output_tokens == 0 {
+                attempt.usage.output_tokens = estimated_output;
+            }
             attempt.outcome = AttemptOutcome::Failed;
             attempt.error_kind = Some(error.kind.as_str().to_owned());
             if let Some(health) = &self.stream_health {
@@ -152,6 +186,7 @@ impl Settlement {
             return;
         }
         self.done = true;
+        self.absorb();
         let latency = self.started.elapsed();
         if let (Some(i), Some(answer_started)) = (self.answering, self.answer_started) {
             if let Some(attempt) = self.attempts.get_mut(i) {

@@ -3,7 +3,11 @@
 //!
 //! Failover is over by the time this runs: bytes have reached the client. A fault now
 //! ends the stream with an error event in the client's dialect — never a silent stop
-//! that would read as a complete answer — and the ledger keeps the partial usage.
+//! that would read as a complete answer — and the ledger keeps the partial usage. On
+//! a route with `stream_recovery = "continue"`, a broken text answer is instead
+//! continued by another target and spliced into the same client stream: its text
+//! extends the open text block, its other blocks get fresh indexes, and both parts
+//! are billed.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -12,8 +16,8 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 
-use super::{Settlement, StreamReply};
-use crate::canonical::{ApiError, ErrorCategory, StreamEvent};
+use super::{Recovery, Settlement, StreamReply};
+use crate::canonical::{ApiError, BlockDelta, BlockStart, ErrorCategory, StreamEvent};
 use crate::dialects::StreamEncoder;
 use crate::ledger::Outcome;
 use crate::providers::{ErrorKind, ItemStream, StreamItem, UpstreamError};
@@ -25,6 +29,50 @@ struct State {
     settlement: Settlement,
     idle_timeout: Duration,
     finished: bool,
+    recovery: Option<Recovery>,
+    /// The answer's text so far, to continue from (and to estimate unreported usage).
+    partial_text: String,
+    /// The client-side index of the text block still open, if any.
+    open_text_block: Option<usize>,
+    /// One past the highest block index the client has seen.
+    next_index: usize,
+    saw_tool_use: bool,
+    /// While a continuation is spliced in: how its block indexes map to the client's.
+    splice: Option<Splice>,
+}
+
+struct Splice {
+    /// Added to the continuation's block indexes.
+    offset: usize,
+    /// The client's open text block the continuation's first text block extends.
+    text_block: Option<usize>,
+    /// The continuation's block index that was folded into `text_block`.
+    folded: Option<usize>,
+}
+
+impl Splice {
+    /// Rewrites one continuation event for the client's stream, or drops it.
+    fn map(&mut self, event: StreamEvent) -> Option<StreamEvent> {
+        match event {
+            // The client already has its message start.
+            StreamEvent::MessageStart { .. } => None,
+            StreamEvent::BlockStart { index, block: BlockStart::Text } if self.folded.is_none() && self.text_block.is_some() => {
+                self.folded = Some(index);
+                None
+            }
+            StreamEvent::BlockStart { index, block } => Some(StreamEvent::BlockStart { index: self.index(index), block }),
+            StreamEvent::BlockDelta { index, delta } => Some(StreamEvent::BlockDelta { index: self.index(index), delta }),
+            StreamEvent::BlockStop { index } => Some(StreamEvent::BlockStop { index: self.index(index) }),
+            other => Some(other),
+        }
+    }
+
+    fn index(&self, index: usize) -> usize {
+        match (self.folded, self.text_block) {
+            (Some(folded), Some(ours)) if folded == index => ours,
+            _ => self.offset + index,
+        }
+    }
 }
 
 /// The byte stream to send the client.
@@ -36,6 +84,12 @@ pub fn client_stream(reply: StreamReply, encoder: Box<dyn StreamEncoder>) -> imp
         settlement: reply.settlement,
         idle_timeout: reply.idle_timeout,
         finished: false,
+        recovery: reply.recovery,
+        partial_text: String::new(),
+        open_text_block: None,
+        next_index: 0,
+        saw_tool_use: false,
+        splice: None,
     };
     futures_util::stream::unfold(state, |mut state| async move {
         loop {
@@ -45,7 +99,7 @@ pub fn client_stream(reply: StreamReply, encoder: Box<dyn StreamEncoder>) -> imp
             let mut out = BytesMut::new();
             match state.next_item().await {
                 Ok(item) => state.encode(item, &mut out),
-                Err(error) => state.fail(&error, &mut out),
+                Err(error) => state.fail(&error, &mut out).await,
             }
             if !out.is_empty() {
                 return Some((Ok(out.freeze()), state));
@@ -68,10 +122,20 @@ impl State {
 
     fn encode(&mut self, item: StreamItem, out: &mut BytesMut) {
         self.settlement.observe(&item.events);
-        if let Some(raw) = &item.raw {
-            self.encoder.raw(raw, out);
+        if let Some(usage) = &item.usage {
+            self.settlement.observe_usage(usage);
         }
-        for event in &item.events {
+        let events = match &mut self.splice {
+            Some(splice) => item.events.into_iter().filter_map(|e| splice.map(e)).collect(),
+            None => {
+                if let Some(raw) = &item.raw {
+                    self.encoder.raw(raw, out);
+                }
+                item.events
+            }
+        };
+        for event in &events {
+            self.track(event);
             self.encoder.event(event, out);
             if let StreamEvent::MessageStop = event {
                 self.settlement.finish(Outcome::Success, 200);
@@ -80,9 +144,29 @@ impl State {
         }
     }
 
-    fn fail(&mut self, error: &UpstreamError, out: &mut BytesMut) {
+    /// Remembers what the client has seen, for continuations and usage estimates.
+    fn track(&mut self, event: &StreamEvent) {
+        match event {
+            StreamEvent::BlockStart { index, block } => {
+                self.next_index = self.next_index.max(index + 1);
+                match block {
+                    BlockStart::Text => self.open_text_block = Some(*index),
+                    BlockStart::ToolUse { .. } => self.saw_tool_use = true,
+                    BlockStart::Thinking | BlockStart::RedactedThinking { .. } => {}
+                }
+            }
+            StreamEvent::BlockDelta { delta: BlockDelta::Text { text }, .. } => self.partial_text.push_str(text),
+            StreamEvent::BlockStop { index } if self.open_text_block == Some(*index) => self.open_text_block = None,
+            _ => {}
+        }
+    }
+
+    async fn fail(&mut self, error: &UpstreamError, out: &mut BytesMut) {
         tracing::warn!(request_id = self.settlement.request_id(), error = %error, "stream broke after the answer had started");
-        self.settlement.stream_failed(error);
+        self.settlement.stream_failed(error, crate::pipeline::tokens::text_tokens(&self.partial_text));
+        if self.try_continue().await {
+            return;
+        }
         self.settlement.finish(Outcome::StreamError, 200);
         let api = ApiError::new(
             502,
@@ -92,5 +176,27 @@ impl State {
         .with_code("stream_interrupted");
         self.encoder.error(&api, out);
         self.finished = true;
+    }
+
+    /// On a `continue` route, switches to another target's continuation of a text
+    /// answer. Tool calls are not continued: half a JSON argument can't be resumed.
+    async fn try_continue(&mut self) -> bool {
+        let Some(recovery) = self.recovery.as_mut() else { return false };
+        if self.saw_tool_use {
+            return false;
+        }
+        match recovery.resume(&self.partial_text, &mut self.settlement).await {
+            Ok((first, rest)) => {
+                tracing::info!(request_id = self.settlement.request_id(), "continuing the broken stream on another target");
+                self.first = first.into();
+                self.rest = rest;
+                self.splice = Some(Splice { offset: self.next_index, text_block: self.open_text_block, folded: None });
+                true
+            }
+            Err(e) => {
+                tracing::warn!(request_id = self.settlement.request_id(), error = %e, "could not continue the broken stream");
+                false
+            }
+        }
     }
 }

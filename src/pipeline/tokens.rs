@@ -20,7 +20,8 @@ fn encoding() -> Option<&'static CoreBPE> {
     BPE.get_or_init(|| tiktoken_rs::o200k_base().ok()).as_ref()
 }
 
-fn text_tokens(text: &str) -> u64 {
+/// Tokens of a text in `o200k_base`.
+pub fn text_tokens(text: &str) -> u64 {
     match encoding() {
         Some(bpe) => bpe.encode_ordinary(text).len() as u64,
         // Four characters a token is the usual rule of thumb.

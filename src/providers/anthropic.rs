@@ -193,7 +193,7 @@ impl SseDecode for AnthropicEvents {
         match self.decoder.push(&event.data) {
             Ok(events) => {
                 let finished = events.iter().any(|e| matches!(e, StreamEvent::MessageStop));
-                Ok(Decoded { events, forward: true, finished })
+                Ok(Decoded { events, forward: true, finished, usage: Some(self.decoder.usage()) })
             }
             Err(StreamError::Upstream(body)) => {
                 let status = anthropic::status_for_error_type(body.kind.as_deref().unwrap_or(""));

@@ -387,7 +387,7 @@ impl StreamState {
         }
         match self.decoder.push(data) {
             Ok(events) if events.is_empty() => {}
-            Ok(events) => self.queue.push_back(Ok(StreamItem { events, raw: None })),
+            Ok(events) => self.queue.push_back(Ok(StreamItem { events, raw: None, usage: None })),
             Err(AnswerError::Upstream(status)) => {
                 let text = status.message.clone().unwrap_or_else(|| "error inside the stream".to_owned());
                 let error = self.upstream.status_error(None, &status, &text);
@@ -408,7 +408,7 @@ impl StreamState {
             return None;
         }
         if self.decoder.saw_finish_reason() && !self.sse.has_partial() {
-            return Some(Ok(StreamItem { events: self.decoder.finish(), raw: None }));
+            return Some(Ok(StreamItem { events: self.decoder.finish(), raw: None, usage: None }));
         }
         let provider = &self.upstream.provider;
         Some(Err(UpstreamError::new(ErrorKind::StreamCut, format!("{provider}: the stream ended before the answer was complete"))))

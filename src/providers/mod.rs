@@ -93,6 +93,9 @@ pub struct StreamItem {
     /// The record's payload as received, for passthrough (`None` when there is nothing
     /// the client should see verbatim, such as a usage report it did not ask for).
     pub raw: Option<String>,
+    /// Cumulative usage the upstream reported in this record, if any: billed even if
+    /// the stream breaks before its end.
+    pub usage: Option<crate::canonical::Usage>,
 }
 
 impl Provider {
@@ -148,6 +151,18 @@ impl Provider {
             Provider::Vertex(_) if VertexUpstream::is_claude(model) => Some(Dialect::AnthropicMessages),
             Provider::Vertex(_) => Some(Dialect::Gemini),
             Provider::Sim(_) => None,
+        }
+    }
+
+    /// Whether a trailing assistant message is taken as the start of the answer to
+    /// continue ("prefill"). Where it is not, a continuation must be asked for in words.
+    pub fn supports_prefill(&self, model: &str) -> bool {
+        match self {
+            Provider::Anthropic(_) | Provider::Sim(_) => true,
+            Provider::Vertex(_) => VertexUpstream::is_claude(model),
+            // Converse passes a final assistant turn to Claude models as prefill.
+            Provider::Bedrock(_) => model.contains("anthropic."),
+            Provider::OpenAi(_) | Provider::AzureOpenAi(_) | Provider::OpenAiCompatible(_) | Provider::Gemini(_) => false,
         }
     }
 

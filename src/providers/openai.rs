@@ -219,16 +219,24 @@ impl SseDecode for OpenAiEvents {
     fn event(&mut self, event: &SseEvent) -> Result<Decoded, UpstreamError> {
         let data = event.data.as_str();
         if data.trim() == "[DONE]" {
-            return Ok(Decoded { events: self.chunks.finish(), forward: false, finished: true });
+            return Ok(Decoded { events: self.chunks.finish(), forward: false, finished: true, usage: None });
         }
         if data.contains("\"error\"") {
             if let Some(err) = in_stream_error(data, &self.provider) {
                 return Err(err);
             }
         }
-        let events = self.chunks.push(data).map_err(|e| UpstreamError::new(ErrorKind::Protocol, format!("{}: {e}", self.provider)))?;
-        let usage_only = events.iter().all(|e| !e.is_content()) && is_usage_chunk(data);
-        Ok(Decoded { events, forward: self.client_wants_usage || !usage_only, finished: false })
+        let mut events = self.chunks.push(data).map_err(|e| UpstreamError::new(ErrorKind::Protocol, format!("{}: {e}", self.provider)))?;
+        let reports_usage = data.contains("\"usage\":{");
+        let usage_only = events.iter().all(|e| !e.is_content()) && reports_usage && is_usage_chunk(data);
+        // The usage report comes after the finish reason, just before `[DONE]`: the
+        // answer is complete here, so an upstream that then goes silent costs nothing.
+        let finished = usage_only && self.chunks.saw_finish_reason();
+        if finished {
+            events.extend(self.chunks.finish());
+        }
+        let usage = reports_usage.then(|| self.chunks.usage());
+        Ok(Decoded { events, forward: self.client_wants_usage || !usage_only, finished, usage })
     }
 
     /// A body that ends without `[DONE]` is complete if the upstream had said why it

@@ -103,7 +103,7 @@ impl Sim {
                 if !wait.is_zero() {
                     tokio::time::sleep(wait).await;
                 }
-                Ok(StreamItem { events, raw: None })
+                Ok(StreamItem { events, raw: None, usage: None })
             })
             .boxed()
     }

@@ -19,6 +19,8 @@ pub(super) struct Decoded {
     pub forward: bool,
     /// The upstream said the message is complete; nothing after this is read.
     pub finished: bool,
+    /// Cumulative usage reported by this event.
+    pub usage: Option<crate::canonical::Usage>,
 }
 
 pub(super) trait SseDecode: Send + 'static {
@@ -88,7 +90,7 @@ impl<D: SseDecode> State<D> {
                     }
                     return match self.decoder.end() {
                         Ok(events) if events.is_empty() => None,
-                        Ok(events) => Some(Ok(StreamItem { events, raw: None })),
+                        Ok(events) => Some(Ok(StreamItem { events, raw: None, usage: None })),
                         Err(e) => Some(Err(e)),
                     };
                 }
@@ -103,8 +105,8 @@ impl<D: SseDecode> State<D> {
                 if decoded.finished {
                     self.ended = true;
                 }
-                if raw.is_some() || !decoded.events.is_empty() {
-                    self.queue.push_back(Ok(StreamItem { events: decoded.events, raw }));
+                if raw.is_some() || !decoded.events.is_empty() || decoded.usage.is_some() {
+                    self.queue.push_back(Ok(StreamItem { events: decoded.events, raw, usage: decoded.usage }));
                 }
             }
             Err(e) => {

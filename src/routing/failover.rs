@@ -41,14 +41,10 @@ pub struct AttemptLog {
 }
 
 impl AttemptLog {
+    /// A log for an attempt just started. Until it ends it reads as cancelled: if the
+    /// whole request is dropped mid-attempt (the client left), that is what happened.
     fn begin(target: usize) -> AttemptLog {
-        AttemptLog { target, started_at: chrono::Utc::now(), started: Instant::now(), elapsed: Duration::ZERO, result: AttemptResult::Success }
-    }
-
-    fn end(mut self, result: AttemptResult) -> AttemptLog {
-        self.elapsed = self.started.elapsed();
-        self.result = result;
-        self
+        AttemptLog { target, started_at: chrono::Utc::now(), started: Instant::now(), elapsed: Duration::ZERO, result: AttemptResult::Cancelled }
     }
 
     pub fn error(&self) -> Option<&UpstreamError> {
@@ -56,6 +52,19 @@ impl AttemptLog {
             AttemptResult::Failed(e) => Some(e),
             AttemptResult::Success | AttemptResult::Cancelled => None,
         }
+    }
+}
+
+/// Starts a log in `logs` and returns its position, so the caller can end it.
+fn begin(logs: &mut Vec<AttemptLog>, target: usize) -> usize {
+    logs.push(AttemptLog::begin(target));
+    logs.len() - 1
+}
+
+fn end(logs: &mut [AttemptLog], at: usize, result: AttemptResult) {
+    if let Some(log) = logs.get_mut(at) {
+        log.elapsed = log.started.elapsed();
+        log.result = result;
     }
 }
 
@@ -68,14 +77,6 @@ pub enum Stop {
     Exhausted,
     /// The route's total deadline passed.
     Deadline,
-}
-
-/// The outcome of a failover run, with every attempt made.
-#[derive(Debug)]
-pub struct Failover<T> {
-    /// The answering target's index and its answer, or why there is none.
-    pub result: Result<(usize, T), Stop>,
-    pub attempts: Vec<AttemptLog>,
 }
 
 pub struct Options<'a> {
@@ -91,15 +92,16 @@ enum Next {
     NextTarget,
 }
 
-/// Runs attempts over the planned targets until one succeeds. `larger_context(target)`
-/// lists the route's targets with a larger context window than `target`'s.
-pub async fn run<T, F, Fut, L>(plan: Vec<usize>, options: &Options<'_>, larger_context: L, mut attempt: F) -> Failover<T>
+/// Runs attempts over the planned targets until one succeeds, logging each attempt in
+/// `logs` as it starts (so a caller that is dropped mid-run still has the record).
+/// `larger_context(target)` lists the route's targets with a larger context window.
+/// Returns the answering target's index and its answer, or why there is none.
+pub async fn run<T, F, Fut, L>(plan: Vec<usize>, options: &Options<'_>, larger_context: L, mut attempt: F, logs: &mut Vec<AttemptLog>) -> Result<(usize, T), Stop>
 where
     F: FnMut(usize) -> Fut,
     Fut: Future<Output = Result<T, UpstreamError>>,
     L: Fn(usize) -> Vec<usize>,
 {
-    let mut attempts = Vec::new();
     let mut queue: VecDeque<usize> = plan.into();
     let mut tried: Vec<usize> = Vec::new();
     let deadline = options.deadline;
@@ -108,32 +110,32 @@ where
         let mut retries_used = 0;
         loop {
             if Instant::now() >= deadline {
-                return Failover { result: Err(Stop::Deadline), attempts };
+                return Err(Stop::Deadline);
             }
             let hedge = options.hedge_after.filter(|_| retries_used == 0).and_then(|after| queue.front().map(|&next| (after, next)));
             let error = match hedge {
                 None => {
-                    let log = AttemptLog::begin(target);
+                    let at = begin(logs, target);
                     match within(deadline, attempt(target)).await {
                         Ok(answer) => {
-                            attempts.push(log.end(AttemptResult::Success));
-                            return Failover { result: Ok((target, answer)), attempts };
+                            end(logs, at, AttemptResult::Success);
+                            return Ok((target, answer));
                         }
                         Err(error) => {
-                            attempts.push(log.end(AttemptResult::Failed(error.clone())));
+                            end(logs, at, AttemptResult::Failed(error.clone()));
                             error
                         }
                     }
                 }
-                Some((after, next)) => match race(target, next, after, deadline, &mut attempt, &mut attempts).await {
-                    Raced::Won(winner, answer) => return Failover { result: Ok((winner, answer)), attempts },
+                Some((after, next)) => match race(target, next, after, deadline, &mut attempt, logs).await {
+                    Raced::Won(winner, answer) => return Ok((winner, answer)),
                     Raced::FirstFailed(error) => error,
                     Raced::BothFailed(error) => {
                         // The hedge target has had its attempt too.
                         queue.retain(|&t| t != next);
                         tried.push(next);
                         match decide(&error, options.retry.retries, options.retry) {
-                            Next::Stop(stop) => return Failover { result: Err(stop), attempts },
+                            Next::Stop(stop) => return Err(stop),
                             Next::Retry(_) | Next::NextTarget => break,
                         }
                     }
@@ -142,13 +144,13 @@ where
             if error.kind == ErrorKind::ContextTooLong {
                 let larger: Vec<usize> = larger_context(target).into_iter().filter(|t| !tried.contains(t)).collect();
                 if larger.is_empty() {
-                    return Failover { result: Err(Stop::ClientFault(error)), attempts };
+                    return Err(Stop::ClientFault(error));
                 }
                 queue = larger.into();
                 break;
             }
             match decide(&error, retries_used, options.retry) {
-                Next::Stop(stop) => return Failover { result: Err(stop), attempts },
+                Next::Stop(stop) => return Err(stop),
                 Next::NextTarget => break,
                 Next::Retry(delay) => {
                     if Instant::now() + delay >= deadline {
@@ -160,7 +162,7 @@ where
             }
         }
     }
-    Failover { result: Err(Stop::Exhausted), attempts }
+    Err(Stop::Exhausted)
 }
 
 fn decide(error: &UpstreamError, retries_used: u32, policy: &RetryPolicy) -> Next {
@@ -195,25 +197,25 @@ where
     F: FnMut(usize) -> Fut,
     Fut: Future<Output = Result<T, UpstreamError>>,
 {
-    let first_log = AttemptLog::begin(first);
+    let first_at = begin(logs, first);
     let a = within(deadline, attempt(first));
     tokio::pin!(a);
     tokio::select! {
         result = &mut a => {
             return match result {
                 Ok(answer) => {
-                    logs.push(first_log.end(AttemptResult::Success));
+                    end(logs, first_at, AttemptResult::Success);
                     Raced::Won(first, answer)
                 }
                 Err(error) => {
-                    logs.push(first_log.end(AttemptResult::Failed(error.clone())));
+                    end(logs, first_at, AttemptResult::Failed(error.clone()));
                     Raced::FirstFailed(error)
                 }
             };
         }
         _ = tokio::time::sleep(after) => {}
     }
-    let second_log = AttemptLog::begin(second);
+    let second_at = begin(logs, second);
     let b = within(deadline, attempt(second));
     tokio::pin!(b);
     let (mut first_error, mut second_error) = (None, None);
@@ -221,16 +223,16 @@ where
         tokio::select! {
             result = &mut a, if first_error.is_none() => match result {
                 Ok(answer) => {
-                    logs.push(first_log.end(AttemptResult::Success));
-                    logs.push(second_log.end(second_error.map_or(AttemptResult::Cancelled, AttemptResult::Failed)));
+                    end(logs, first_at, AttemptResult::Success);
+                    end(logs, second_at, second_error.map_or(AttemptResult::Cancelled, AttemptResult::Failed));
                     return Raced::Won(first, answer);
                 }
                 Err(error) => first_error = Some(error),
             },
             result = &mut b, if second_error.is_none() => match result {
                 Ok(answer) => {
-                    logs.push(first_log.end(first_error.map_or(AttemptResult::Cancelled, AttemptResult::Failed)));
-                    logs.push(second_log.end(AttemptResult::Success));
+                    end(logs, first_at, first_error.map_or(AttemptResult::Cancelled, AttemptResult::Failed));
+                    end(logs, second_at, AttemptResult::Success);
                     return Raced::Won(second, answer);
                 }
                 Err(error) => second_error = Some(error),
@@ -238,8 +240,8 @@ where
         }
         if let (Some(a_error), Some(b_error)) = (&first_error, &second_error) {
             let error = a_error.clone();
-            logs.push(first_log.end(AttemptResult::Failed(a_error.clone())));
-            logs.push(second_log.end(AttemptResult::Failed(b_error.clone())));
+            end(logs, first_at, AttemptResult::Failed(a_error.clone()));
+            end(logs, second_at, AttemptResult::Failed(b_error.clone()));
             return Raced::BothFailed(error);
         }
     }
@@ -282,12 +284,28 @@ mod tests {
 
     /// Runs the engine over a script of per-call results, returning the outcome and
     /// which target each call went to.
+    /// A finished run: its result and every attempt logged.
+    struct Failover<T> {
+        result: Result<(usize, T), Stop>,
+        attempts: Vec<AttemptLog>,
+    }
+
+    async fn run_logged<T, F, Fut>(plan: Vec<usize>, options: &Options<'_>, larger: impl Fn(usize) -> Vec<usize>, attempt: F) -> Failover<T>
+    where
+        F: FnMut(usize) -> Fut,
+        Fut: Future<Output = Result<T, UpstreamError>>,
+    {
+        let mut attempts = Vec::new();
+        let result = run(plan, options, larger, attempt, &mut attempts).await;
+        Failover { result, attempts }
+    }
+
     async fn script(targets: usize, policy: RetryPolicy, results: Vec<Result<&'static str, UpstreamError>>) -> (Failover<&'static str>, Vec<usize>) {
         let calls = Arc::new(Mutex::new(Vec::new()));
         let results = Arc::new(Mutex::new(results.into_iter()));
         let deadline = Instant::now() + Duration::from_secs(60);
         let options = Options { retry: &policy, deadline, hedge_after: None };
-        let outcome = run((0..targets).collect(), &options, |_| Vec::new(), |target| {
+        let outcome = run_logged((0..targets).collect(), &options, |_| Vec::new(), |target| {
             calls.lock().unwrap().push(target);
             let next = results.lock().unwrap().next().unwrap_or(Err(err(ErrorKind::ServerError)));
             async move { next }
@@ -352,7 +370,7 @@ mod tests {
     async fn the_total_deadline_bounds_a_stalled_attempt() {
         let policy = policy(0);
         let options = Options { retry: &policy, deadline: Instant::now() + Duration::from_secs(5), hedge_after: None };
-        let outcome: Failover<()> = run(vec![0, 1], &options, |_| Vec::new(), |_| std::future::pending()).await;
+        let outcome: Failover<()> = run_logged(vec![0, 1], &options, |_| Vec::new(), |_| std::future::pending()).await;
         assert_eq!(outcome.result.unwrap_err(), Stop::Deadline);
         assert_eq!(outcome.attempts.len(), 1);
         assert_eq!(outcome.attempts[0].error().unwrap().kind, ErrorKind::Timeout);
@@ -363,7 +381,7 @@ mod tests {
         let policy = policy(0);
         let start = Instant::now();
         let options = Options { retry: &policy, deadline: start + Duration::from_secs(60), hedge_after: Some(Duration::from_secs(1)) };
-        let outcome = run(vec![0, 1], &options, |_| Vec::new(), |target| async move {
+        let outcome = run_logged(vec![0, 1], &options, |_| Vec::new(), |target| async move {
             tokio::time::sleep(if target == 0 { slow } else { fast }).await;
             Ok(target)
         })
@@ -399,7 +417,7 @@ mod tests {
         let policy = policy(2);
         let options = Options { retry: &policy, deadline: Instant::now() + Duration::from_secs(60), hedge_after: None };
         let calls = Arc::new(Mutex::new(Vec::new()));
-        let outcome = run(vec![0, 1, 2], &options, |_| vec![2], |target| {
+        let outcome = run_logged(vec![0, 1, 2], &options, |_| vec![2], |target| {
             calls.lock().unwrap().push(target);
             async move { if target == 0 { Err(err(ErrorKind::ContextTooLong)) } else { Ok(target) } }
         })
@@ -407,7 +425,7 @@ mod tests {
         assert_eq!(outcome.result.unwrap(), (2, 2));
         assert_eq!(*calls.lock().unwrap(), vec![0, 2]);
 
-        let outcome: Failover<usize> = run(vec![0, 1], &options, |_| Vec::new(), |_| async { Err(err(ErrorKind::ContextTooLong)) }).await;
+        let outcome: Failover<usize> = run_logged(vec![0, 1], &options, |_| Vec::new(), |_| async { Err(err(ErrorKind::ContextTooLong)) }).await;
         assert!(matches!(outcome.result, Err(Stop::ClientFault(e)) if e.kind == ErrorKind::ContextTooLong));
     }
 

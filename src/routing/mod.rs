@@ -7,6 +7,6 @@ mod failover;
 mod health;
 mod plan;
 
-pub use failover::{backoff_delay, run, AttemptLog, AttemptResult, Failover, Options, Stop};
+pub use failover::{backoff_delay, run, AttemptLog, AttemptResult, Options, Stop};
 pub use health::{AttemptGuard, AttemptReport, Availability, Circuit, Health, TargetHealthView};
 pub use plan::{plan, Plan, PlanContext, Skipped, ShareTracker};

@@ -3,8 +3,9 @@
 //!
 //! It is hand-written on a raw `TcpListener` (no hyper) so that it can misbehave
 //! precisely: reset a connection, stall before the headers, cut a chunked body in
-//! the middle, or write arbitrary bytes. Failover, timeout and streaming tests are
-//! built on it.
+//! the middle, trickle a body byte by byte, answer late, or write arbitrary bytes.
+//! Failover, timeout, streaming and chaos tests are built on it; [`Reply::schedule`]
+//! and [`Reply::chaos`] mix faults into a sequence of requests, deterministically.
 //!
 //! What it speaks: request line, headers, a body framed by `content-length` or
 //! `transfer-encoding: chunked`, `expect: 100-continue`, and keep-alive (several
@@ -363,6 +364,22 @@ pub enum Reply {
     /// Computes the reply from the request (may itself return another `Handler`).
     /// A panic inside the function becomes a 500 reply naming the panic.
     Handler(ReplyFn),
+    /// A complete response sent slowly: the status line and headers at once (with a
+    /// `content-length`; `content-type` defaults to `application/json` unless
+    /// `headers` sets it), then `body` in pieces of `chunk` bytes, waiting `gap`
+    /// between pieces (not before the first). With `chunk >= body.len()` it is an
+    /// ordinary response with exactly these bytes as its body. If the client gives up,
+    /// the mock stops at the first failed write.
+    Trickle {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+        chunk: usize,
+        gap: Duration,
+    },
+    /// Reads the request, sends nothing for the duration, then sends the inner reply
+    /// (of any kind, including a `Handler`, which is run before the wait).
+    Delayed(Duration, Box<Reply>),
 }
 
 /// How an [`Reply::Sse`] body finishes after its listed events.
@@ -438,6 +455,108 @@ impl Reply {
         .with_header("x-ratelimit-remaining-requests", "0")
     }
 
+    /// A `Trickle` reply: `body` sent `chunk` bytes at a time, `gap` apart, as
+    /// `application/json` unless a `content-type` header is added.
+    pub fn trickle(status: u16, body: impl Into<Vec<u8>>, chunk: usize, gap: Duration) -> Reply {
+        Reply::Trickle {
+            status,
+            headers: Vec::new(),
+            body: body.into(),
+            chunk: chunk.max(1),
+            gap,
+        }
+    }
+
+    /// The same answer as this `Json` or `Sse` reply, but trickled: `chunk` bytes at
+    /// a time, `gap` apart, framed by `content-length`. An `Sse` reply keeps its
+    /// status, headers and `data:` framing (`content-type: text/event-stream`); its
+    /// own `gap` and `end` are replaced by the trickle (it always ends cleanly).
+    pub fn trickled(self, chunk: usize, gap: Duration) -> Reply {
+        let (status, mut headers, body) = match self {
+            Reply::Json {
+                status,
+                headers,
+                body,
+            } => (
+                status,
+                headers,
+                serde_json::to_vec(&body).expect("serialize JSON reply"),
+            ),
+            Reply::Sse {
+                status,
+                mut headers,
+                events,
+                ..
+            } => {
+                if !headers
+                    .iter()
+                    .any(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+                {
+                    headers.push(("content-type".to_string(), "text/event-stream".to_string()));
+                }
+                let body: String = events.iter().map(|e| format!("data: {e}\n\n")).collect();
+                (status, headers, body.into_bytes())
+            }
+            other => panic!("trickled: {other:?} is not a Json or Sse reply"),
+        };
+        headers.retain(|(n, _)| !n.eq_ignore_ascii_case("content-length"));
+        Reply::Trickle {
+            status,
+            headers,
+            body,
+            chunk: chunk.max(1),
+            gap,
+        }
+    }
+
+    /// A 200 `application/json` answer whose body is not valid JSON: a chat
+    /// completion cut off in the middle of its first choice.
+    pub fn invalid_json() -> Reply {
+        let body = br#"{"id":"chatcmpl-broken","object":"chat.completion","created":1700000000,"model":"broken","choices":[{"index":0,"message":{"role":"assistant","content":"cut he"#;
+        Reply::trickle(200, body.to_vec(), usize::MAX, Duration::ZERO)
+    }
+
+    /// Waits `delay` (sending nothing), then sends `reply`.
+    pub fn delayed(delay: Duration, reply: Reply) -> Reply {
+        Reply::Delayed(delay, Box::new(reply))
+    }
+
+    /// Cycles through `replies`: the n-th request this reply serves gets
+    /// `replies[n % len]`. Use it as the default (`set_default`) for a fault that
+    /// recurs on a schedule, e.g. `[ok, ok, fail]` fails every third request.
+    pub fn schedule(replies: Vec<Reply>) -> Reply {
+        assert!(!replies.is_empty(), "schedule: needs at least one reply");
+        let served = AtomicUsize::new(0);
+        Reply::handler(move |_| {
+            let n = served.fetch_add(1, Ordering::SeqCst);
+            replies[n % replies.len()].clone()
+        })
+    }
+
+    /// A seeded chaos upstream: each request this reply serves is, with probability
+    /// `failure_rate`, answered by one of `faults` (picked uniformly), otherwise by
+    /// `healthy`. The dice are a seeded generator, so for the same seed the n-th
+    /// request always gets the same reply (with concurrent requests, which one is
+    /// n-th depends on arrival order). Any reply may be a `Handler`, for instance a
+    /// healthy answer that streams only when asked to.
+    pub fn chaos(seed: u64, failure_rate: f64, faults: Vec<Reply>, healthy: Reply) -> Reply {
+        assert!(
+            (0.0..=1.0).contains(&failure_rate),
+            "chaos: failure_rate must be between 0 and 1"
+        );
+        let dice = Mutex::new(SplitMix64(seed));
+        Reply::handler(move |_| {
+            let mut dice = dice.lock().unwrap_or_else(|p| p.into_inner());
+            let roll = dice.next_f64();
+            let pick = dice.next_u64();
+            if !faults.is_empty() && roll < failure_rate {
+                faults[(pick % faults.len() as u64) as usize].clone()
+            } else {
+                healthy.clone()
+            }
+        })
+    }
+
     /// A reply computed from the request.
     pub fn handler<F>(f: F) -> Reply
     where
@@ -446,10 +565,13 @@ impl Reply {
         Reply::Handler(Arc::new(f))
     }
 
-    /// Adds a response header to a `Json` or `Sse` reply; panics for other kinds.
+    /// Adds a response header to a `Json`, `Sse` or `Trickle` reply; panics for
+    /// other kinds.
     pub fn with_header(mut self, name: &str, value: &str) -> Reply {
         match &mut self {
-            Reply::Json { headers, .. } | Reply::Sse { headers, .. } => {
+            Reply::Json { headers, .. }
+            | Reply::Sse { headers, .. }
+            | Reply::Trickle { headers, .. } => {
                 headers.push((name.to_string(), value.to_string()));
             }
             other => panic!("with_header: {other:?} has no headers"),
@@ -457,10 +579,12 @@ impl Reply {
         self
     }
 
-    /// Sets the status of a `Json` or `Sse` reply; panics for other kinds.
+    /// Sets the status of a `Json`, `Sse` or `Trickle` reply; panics for other kinds.
     pub fn with_status(mut self, new_status: u16) -> Reply {
         match &mut self {
-            Reply::Json { status, .. } | Reply::Sse { status, .. } => *status = new_status,
+            Reply::Json { status, .. }
+            | Reply::Sse { status, .. }
+            | Reply::Trickle { status, .. } => *status = new_status,
             other => panic!("with_status: {other:?} has no status"),
         }
         self
@@ -519,7 +643,43 @@ impl fmt::Debug for Reply {
             Reply::Reset => f.write_str("Reset"),
             Reply::StallBeforeHeaders(d) => f.debug_tuple("StallBeforeHeaders").field(d).finish(),
             Reply::Handler(_) => f.write_str("Handler(..)"),
+            Reply::Trickle {
+                status,
+                headers,
+                body,
+                chunk,
+                gap,
+            } => f
+                .debug_struct("Trickle")
+                .field("status", status)
+                .field("headers", headers)
+                .field("body", &String::from_utf8_lossy(body))
+                .field("chunk", chunk)
+                .field("gap", gap)
+                .finish(),
+            Reply::Delayed(delay, reply) => {
+                f.debug_tuple("Delayed").field(delay).field(reply).finish()
+            }
         }
+    }
+}
+
+/// SplitMix64: a tiny, well-known seeded generator (Steele, Lea & Flood, 2014), so
+/// chaos schedules are reproducible without depending on a crate's stream stability.
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `[0, 1)`.
+    fn next_f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 }
 
@@ -581,7 +741,10 @@ async fn serve_connection(stream: TcpStream, shared: &Shared) {
                 Ok(false) | Err(_) => return,
             }
         }
-        let reply = resolve(shared.record_and_pick(&request), &request);
+        let (delay, reply) = resolve(shared.record_and_pick(&request), &request);
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         match conn.write_reply(reply, client_wants_close).await {
             Ok(true) => continue,
             Ok(false) | Err(_) => return,
@@ -589,13 +752,20 @@ async fn serve_connection(stream: TcpStream, shared: &Shared) {
     }
 }
 
-/// Runs `Handler` replies until a concrete reply comes out.
-fn resolve(mut reply: Reply, request: &RecordedRequest) -> Reply {
+/// Runs `Handler` replies and unwraps `Delayed` ones until a concrete reply comes
+/// out; returns it with the total delay to wait before sending it.
+fn resolve(mut reply: Reply, request: &RecordedRequest) -> (Duration, Reply) {
+    let mut delay = Duration::ZERO;
     for _ in 0..16 {
-        let Reply::Handler(handler) = &reply else {
-            return reply;
+        let handler = match reply {
+            Reply::Handler(handler) => handler,
+            Reply::Delayed(wait, inner) => {
+                delay += wait;
+                reply = *inner;
+                continue;
+            }
+            concrete => return (delay, concrete),
         };
-        let handler = handler.clone();
         reply = match catch_unwind(AssertUnwindSafe(|| handler(request))) {
             Ok(next) => next,
             Err(panic) => {
@@ -605,18 +775,24 @@ fn resolve(mut reply: Reply, request: &RecordedRequest) -> Reply {
                     .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                     .unwrap_or_else(|| "non-string panic".to_string());
                 eprintln!("mock upstream: reply handler panicked: {message}");
-                return Reply::openai_error(
-                    500,
-                    "server_error",
-                    &format!("mock upstream: reply handler panicked: {message}"),
+                return (
+                    delay,
+                    Reply::openai_error(
+                        500,
+                        "server_error",
+                        &format!("mock upstream: reply handler panicked: {message}"),
+                    ),
                 );
             }
         };
     }
-    Reply::openai_error(
-        500,
-        "server_error",
-        "mock upstream: handlers nested 16 deep",
+    (
+        delay,
+        Reply::openai_error(
+            500,
+            "server_error",
+            "mock upstream: handlers nested 16 deep",
+        ),
     )
 }
 
@@ -820,7 +996,31 @@ impl Connection {
                 let _ = self.stream.shutdown().await;
                 Ok(false)
             }
-            Reply::Handler(_) => Err(io::Error::other("unresolved handler reply")),
+            Reply::Trickle {
+                status,
+                headers,
+                body,
+                chunk,
+                gap,
+            } => {
+                let mut head = status_line(status);
+                push_default_header(&mut head, &headers, "content-type", "application/json");
+                head.push_str(&format!("content-length: {}\r\n", body.len()));
+                finish_head(&mut head, &headers, client_wants_close);
+                self.stream.write_all(head.as_bytes()).await?;
+                self.stream.flush().await?;
+                for (i, piece) in body.chunks(chunk.max(1)).enumerate() {
+                    if i > 0 && !gap.is_zero() {
+                        tokio::time::sleep(gap).await;
+                    }
+                    self.stream.write_all(piece).await?;
+                    self.stream.flush().await?;
+                }
+                Ok(!client_wants_close)
+            }
+            Reply::Handler(_) | Reply::Delayed(..) => {
+                Err(io::Error::other("unresolved handler or delayed reply"))
+            }
         }
     }
 }

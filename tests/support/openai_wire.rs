@@ -219,6 +219,13 @@ pub fn stream_error(error_type: &str, message: &str) -> String {
     .to_string()
 }
 
+/// A chunk of a stream whose JSON breaks off in the middle (the role chunk, cut),
+/// as a raw SSE payload: what a buggy proxy or a truncating middlebox produces.
+pub fn invalid_json_chunk(model: &str) -> String {
+    let whole = text_chunks(model, &[], None).remove(0);
+    whole[..whole.len() / 2].to_string()
+}
+
 /// Shared fields of the chunks of one stream.
 struct ChunkStream<'a> {
     id: String,

@@ -110,6 +110,11 @@ impl ChunkDecoder {
         self.done
     }
 
+    /// The latest usage the upstream reported.
+    pub fn usage(&self) -> Usage {
+        self.usage
+    }
+
     fn open_block(&mut self, events: &mut Vec<StreamEvent>, kind: BlockKind) -> usize {
         let current = match kind {
             BlockKind::Text => self.text_block,

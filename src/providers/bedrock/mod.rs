@@ -288,7 +288,7 @@ impl StreamState {
             StreamMessage::Event { event_type, payload } => match self.decoder.push(&event_type, &payload) {
                 Ok(events) => {
                     if !events.is_empty() {
-                        self.queue.push_back(Ok(StreamItem { events, raw: None }));
+                        self.queue.push_back(Ok(StreamItem { events, raw: None, usage: None }));
                     }
                     self.ended = self.decoder.is_done();
                 }
@@ -324,7 +324,7 @@ impl StreamState {
             return None;
         }
         if self.decoder.saw_message_stop() && !self.frames.has_partial() {
-            return Some(Ok(StreamItem { events: self.decoder.finish(), raw: None }));
+            return Some(Ok(StreamItem { events: self.decoder.finish(), raw: None, usage: None }));
         }
         Some(Err(UpstreamError::new(ErrorKind::StreamCut, format!("{}: the stream ended before the answer was complete", self.provider))))
     }
