@@ -253,6 +253,7 @@ impl Gateway {
         match established {
             Established::Complete(completion) => {
                 settlement.answered(completion.response.usage, None);
+                settlement.answered_by(&completion.response.model);
                 settlement.finish(Outcome::Success, 200);
                 Ok(Reply::Complete { completion, attribution })
             }

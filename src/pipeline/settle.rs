@@ -38,6 +38,8 @@ pub struct Settlement {
     answer_started: Option<Instant>,
     started: Instant,
     done: bool,
+    /// The model named in the upstream's answer.
+    answered_model: Option<String>,
     /// Route and target concurrency slots, released when the request is over.
     permits: Vec<tokio::sync::OwnedSemaphorePermit>,
     /// For a stream: where to report a break after its first token.
@@ -72,7 +74,7 @@ impl Settlement {
             attempt_count: 0,
             failover_reason: None,
         };
-        Settlement { pending: Vec::new(), route: route.clone(), providers, ledger, prices, request, attempts: Vec::new(), pricing: Vec::new(), answering: None, answer_started: None, started: Instant::now(), done: false, permits: Vec::new(), stream_health: None }
+        Settlement { pending: Vec::new(), route: route.clone(), providers, ledger, prices, request, attempts: Vec::new(), pricing: Vec::new(), answering: None, answer_started: None, started: Instant::now(), done: false, answered_model: None, permits: Vec::new(), stream_health: None }
     }
 
     pub fn request_id(&self) -> &str {
@@ -146,14 +148,29 @@ impl Settlement {
         self.stream_health = Some(health);
     }
 
-    /// Folds a stream's usage reports into the answering attempt.
+    /// Folds a stream's usage reports into the answering attempt, and notes the model
+    /// the upstream says answered.
     pub fn observe(&mut self, events: &[StreamEvent]) {
         let Some(attempt) = self.answering.and_then(|i| self.attempts.get_mut(i)) else { return };
         for event in events {
             match event {
-                StreamEvent::MessageStart { usage, .. } | StreamEvent::MessageDelta { usage, .. } => attempt.usage.merge_max(usage),
+                StreamEvent::MessageStart { usage, model, .. } => {
+                    attempt.usage.merge_max(usage);
+                    if !model.is_empty() {
+                        self.answered_model = Some(model.clone());
+                    }
+                }
+                StreamEvent::MessageDelta { usage, .. } => attempt.usage.merge_max(usage),
                 _ => {}
             }
+        }
+    }
+
+    /// The model the upstream said answered (it may name a dated snapshot of the
+    /// configured model); the ledger records it for the request.
+    pub(super) fn answered_by(&mut self, model: &str) {
+        if !model.is_empty() {
+            self.answered_model = Some(model.to_owned());
         }
     }
 
@@ -223,7 +240,7 @@ impl Settlement {
             request.target = Some(answering.target.clone());
             request.provider = Some(answering.provider.clone());
             request.provider_kind = Some(answering.provider_kind.clone());
-            request.model = Some(answering.model.clone());
+            request.model = Some(self.answered_model.clone().unwrap_or_else(|| answering.model.clone()));
             request.ttft_ms = answering.ttft_ms;
         }
         self.metrics(latency);

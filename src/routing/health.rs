@@ -251,7 +251,10 @@ impl Health {
         let mut targets = self.lock();
         let state = targets.entry(target.to_owned()).or_insert_with(|| TargetState::new(*policy));
         state.policy = *policy;
-        state.availability(Instant::now())
+        let availability = state.availability(Instant::now());
+        // Looking may move an open circuit to half-open: keep the gauge honest.
+        publish(target, state);
+        availability
     }
 
     /// Claims `target` for one attempt, taking a half-open probe slot when probing.
