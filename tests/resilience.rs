@@ -790,7 +790,8 @@ async fn the_answer_names_the_model_and_target_that_really_answered() {
     for ((request, attempts), seen) in rows.iter().zip([&plain, &streamed]) {
         assert_eq!(request.target, seen.target);
         assert_eq!(Some(request.attempt_count.to_string()), seen.attempts);
-        assert_eq!(request.model.as_deref(), Some("model-b"));
+        // The ledger names the snapshot the upstream said answered, as the client sees it.
+        assert_eq!(request.model.as_deref(), Some("model-b-2025-01-01"));
         assert_eq!(attempts.last().unwrap().target, "secondary/model-b");
     }
     assert_billed_once(&rows, ANSWER_COST);
