@@ -192,3 +192,13 @@ fn the_real_provider_example_is_valid_once_its_variables_are_set() {
     let missing = Config::from_toml(&text, &|_| None).unwrap_err().to_string();
     assert!(missing.contains("providers.openai.api_key: environment variable OPENAI_API_KEY is not set"), "{missing}");
 }
+
+#[test]
+fn the_configuration_reference_in_the_readme_is_a_valid_config() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = &readme[readme.find("## Configuration").expect("README has a Configuration section")..];
+    let start = section.find("```toml\n").expect("a toml block") + "```toml\n".len();
+    let block = &section[start..start + section[start..].find("```").unwrap()];
+    let config = Config::from_toml(block, &|name| Some(format!("{name}-value-0123456789"))).unwrap_or_else(|e| panic!("{e}"));
+    assert!(config.routes.contains_key("support"));
+}
