@@ -1,0 +1,166 @@
+//! Property: canonical → openai-chat → canonical is lossless for everything the OpenAI
+//! chat dialect can express (text and image parts, tool calls and results, tools,
+//! tool choice, sampling, limits, stop, JSON output, streaming options, user, metadata).
+
+use proptest::prelude::*;
+use serde_json::{json, Map, Value};
+use switchyard::canonical::*;
+use switchyard::dialects::openai_chat::{decode_request, encode_request, EncodeOptions, MaxTokensField};
+
+fn text() -> impl Strategy<Value = String> {
+    "[a-zA-Z0-9 ,.!?é]{1,24}"
+}
+
+fn image() -> impl Strategy<Value = ContentPart> {
+    let source = prop_oneof![
+        "[a-z]{3,8}".prop_map(|p| MediaSource::Url { url: format!("https://img.example/{p}.png") }),
+        "[A-Za-z0-9+/]{4,16}".prop_map(|d| MediaSource::Base64 { media_type: "image/png".into(), data: d }),
+    ];
+    (source, proptest::option::of(prop_oneof![Just("low".to_owned()), Just("high".to_owned())]))
+        .prop_map(|(source, detail)| ContentPart::Image { source, detail })
+}
+
+fn user() -> impl Strategy<Value = Message> {
+    let single = text().prop_map(|t| vec![ContentPart::text(t)]);
+    let mixed = (text(), image()).prop_map(|(t, i)| vec![ContentPart::text(t), i]);
+    (prop_oneof![single, mixed], proptest::option::of("[a-z]{3,6}"))
+        .prop_map(|(content, name)| Message { role: Role::User, content, name })
+}
+
+fn tool_use() -> impl Strategy<Value = ContentPart> {
+    ("call_[a-z0-9]{4}", "[a-z_]{3,8}", text())
+        .prop_map(|(id, name, arg)| ContentPart::ToolUse { id, name, input: json!({"q": arg, "n": 2}) })
+}
+
+fn assistant() -> impl Strategy<Value = Message> {
+    let text_only = text().prop_map(|t| vec![ContentPart::text(t)]);
+    let calls = proptest::collection::vec(tool_use(), 1..3);
+    let text_and_calls = (text(), proptest::collection::vec(tool_use(), 1..3)).prop_map(|(t, mut c)| {
+        c.insert(0, ContentPart::text(t));
+        c
+    });
+    prop_oneof![text_only, calls, text_and_calls].prop_map(|content| Message { role: Role::Assistant, content, name: None })
+}
+
+fn tool_result() -> impl Strategy<Value = Message> {
+    ("call_[a-z0-9]{4}", text()).prop_map(|(id, t)| Message {
+        role: Role::Tool,
+        content: vec![ContentPart::ToolResult { tool_use_id: id, content: vec![ContentPart::text(t)], is_error: false }],
+        name: None,
+    })
+}
+
+fn message() -> impl Strategy<Value = Message> {
+    prop_oneof![
+        3 => user(),
+        2 => assistant(),
+        1 => tool_result(),
+        1 => text().prop_map(|t| Message::text(Role::System, t)),
+    ]
+}
+
+fn tool() -> impl Strategy<Value = Tool> {
+    ("[a-z_]{3,8}", proptest::option::of(text()), proptest::option::of(any::<bool>())).prop_map(|(name, description, strict)| Tool {
+        name,
+        description,
+        parameters: json!({"type": "object", "properties": {"q": {"type": "string"}}, "required": ["q"]}),
+        strict,
+    })
+}
+
+fn request() -> impl Strategy<Value = ChatRequest> {
+    let sampling = (
+        proptest::option::of(0.0f64..2.0),
+        proptest::option::of(0.0f64..1.0),
+        proptest::option::of(any::<i64>()),
+        proptest::option::of(-2.0f64..2.0),
+        proptest::option::of(-2.0f64..2.0),
+    )
+        .prop_map(|(temperature, top_p, seed, presence_penalty, frequency_penalty)| Sampling {
+            temperature,
+            top_p,
+            top_k: None,
+            seed,
+            presence_penalty,
+            frequency_penalty,
+        });
+    let choice = proptest::option::of(prop_oneof![
+        Just(ToolChoice::Auto),
+        Just(ToolChoice::None),
+        Just(ToolChoice::Required),
+        "[a-z_]{3,8}".prop_map(|name| ToolChoice::Tool { name }),
+    ]);
+    let format = proptest::option::of(prop_oneof![
+        Just(ResponseFormat::Text),
+        Just(ResponseFormat::JsonObject),
+        ("[a-z_]{3,8}", proptest::option::of(any::<bool>()), proptest::option::of(text())).prop_map(|(name, strict, description)| {
+            ResponseFormat::JsonSchema { name, schema: json!({"type": "object"}), strict, description }
+        }),
+    ]);
+    (
+        proptest::collection::vec(message(), 1..6),
+        proptest::collection::vec(tool(), 0..3),
+        choice,
+        proptest::option::of(any::<bool>()),
+        sampling,
+        proptest::option::of(1u32..4096),
+        proptest::collection::vec("[a-z]{1,4}", 0..3),
+        format,
+        (any::<bool>(), any::<bool>(), proptest::option::of("[a-z0-9-]{3,10}"), proptest::option::of(1u32..3)),
+    )
+        .prop_map(|(messages, tools, tool_choice, parallel_tool_calls, sampling, max_tokens, stop, response_format, (stream, usage, user, n))| {
+            let metadata = user.as_ref().map(|u| {
+                let mut m = Map::new();
+                m.insert("team".into(), Value::String(u.clone()));
+                m
+            });
+            ChatRequest {
+                model: "route".into(),
+                system: Vec::new(),
+                messages,
+                tools,
+                tool_choice,
+                parallel_tool_calls,
+                sampling,
+                max_tokens,
+                stop,
+                response_format,
+                n,
+                stream,
+                include_usage: stream && usage,
+                user,
+                metadata,
+                extra: Map::new(),
+                extra_dialect: None,
+            }
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn canonical_to_openai_chat_and_back_is_lossless(req in request()) {
+        let options = EncodeOptions { max_tokens_field: MaxTokensField::MaxCompletionTokens, force_stream_usage: false };
+        let wire = encode_request(&req, "route", options).expect("everything generated is expressible");
+        let bytes = serde_json::to_vec(&wire).unwrap();
+        let decoded = decode_request(&bytes).expect("the encoded request decodes").request;
+        prop_assert_eq!(decoded, req);
+    }
+}
+
+#[test]
+fn a_document_by_url_is_refused_naming_the_feature() {
+    let request = ChatRequest {
+        model: "r".into(),
+        messages: vec![Message {
+            role: Role::User,
+            content: vec![ContentPart::Document { source: MediaSource::Url { url: "https://x/doc.pdf".into() }, title: None }],
+            name: None,
+        }],
+        ..ChatRequest::default()
+    };
+    let options = EncodeOptions { max_tokens_field: MaxTokensField::MaxTokens, force_stream_usage: false };
+    let err = encode_request(&request, "m", options).unwrap_err();
+    assert!(err.contains("documents by URL"), "{err}");
+}
