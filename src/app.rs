@@ -204,8 +204,12 @@ async fn front_door(state: &AppState, dialect: Dialect, headers: &HeaderMap, bod
         let bytes = read_body(body, headers, gateway.config.server.max_body_bytes).await?;
         let (request, original) = decode(dialect, &bytes).map_err(GatewayError::BadRequest)?;
         let include_usage = request.include_usage;
-        let anthropic_beta = headers.get("anthropic-beta").and_then(|v| v.to_str().ok()).map(str::to_owned);
-        let inbound = Inbound { request, original: Some(original), front_door: dialect, key_id, anthropic_beta };
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let (anthropic_beta, anthropic_version) = match dialect {
+            Dialect::AnthropicMessages => (header("anthropic-beta"), header("anthropic-version")),
+            Dialect::OpenAiChat | Dialect::BedrockConverse | Dialect::Gemini => (None, None),
+        };
+        let inbound = Inbound { request, original: Some(original), front_door: dialect, key_id, anthropic_beta, anthropic_version };
         let reply = gateway.handle(inbound).await?;
         Ok::<_, GatewayError>(encode_reply(dialect, reply, include_usage))
     }
@@ -220,14 +224,23 @@ fn decode(dialect: Dialect, body: &[u8]) -> Result<(crate::canonical::ChatReques
     }
 }
 
+/// API versions of the Messages dialect the front door accepts. The 2.x SDKs send
+/// 2026-10-21 by default; the request shapes the gateway decodes are common to all.
+const ANTHROPIC_VERSIONS: [&str; 3] = ["2023-01-01", "2023-06-01", "2026-10-21"];
+
 /// Anthropic's SDKs always send `anthropic-version`; curl users often don't, so a missing
-/// header means the current version, and only an unknown one is refused.
+/// header means 2023-06-01, and only an unknown version is refused.
 fn check_anthropic_version(headers: &HeaderMap) -> Result<(), GatewayError> {
     match headers.get("anthropic-version").map(|v| v.to_str().unwrap_or("")) {
-        None | Some("2023-06-01") | Some("2023-01-01") => Ok(()),
+        None => Ok(()),
+        Some(version) if ANTHROPIC_VERSIONS.contains(&version) => Ok(()),
         Some(other) => Err(GatewayError::BadRequest(
-            ApiError::new(400, ErrorCategory::InvalidRequest, format!("anthropic-version: '{other}' is not a supported version; use 2023-06-01."))
-                .with_param("anthropic-version"),
+            ApiError::new(
+                400,
+                ErrorCategory::InvalidRequest,
+                format!("anthropic-version: '{other}' is not a supported version (supported: {}).", ANTHROPIC_VERSIONS.join(", ")),
+            )
+            .with_param("anthropic-version"),
         )),
     }
 }

@@ -66,7 +66,12 @@ impl GatewayError {
             GatewayError::UpstreamRejected(err) => {
                 let status = err.status.filter(|s| (400..500).contains(s) && *s != 429).unwrap_or(400);
                 let mut api = ApiError::new(status, ErrorCategory::InvalidRequest, err.message.clone());
-                api.code = Some(err.code.clone().unwrap_or_else(|| err.kind.as_str().to_owned()));
+                // Kinds with a gateway-wide meaning get one code whatever the upstream called them.
+                api.code = Some(match err.kind {
+                    ErrorKind::ContextTooLong => "context_length_exceeded".to_owned(),
+                    ErrorKind::Unsupported => "unsupported_feature".to_owned(),
+                    _ => err.code.clone().unwrap_or_else(|| err.kind.as_str().to_owned()),
+                });
                 api
             }
             GatewayError::AllTargetsFailed { route, summary, kinds, retry_after } => {

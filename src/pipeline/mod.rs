@@ -59,6 +59,9 @@ pub struct Inbound {
     pub key_id: String,
     /// The client's `anthropic-beta` header, for Anthropic-dialect upstreams.
     pub anthropic_beta: Option<String>,
+    /// The client's `anthropic-version` header: a passthrough body follows that
+    /// version's rules, so the upstream must be told the same version.
+    pub anthropic_version: Option<String>,
 }
 
 /// Which target answered, for response headers and the ledger.
@@ -150,7 +153,7 @@ impl Recovery {
                 "Your previous answer was cut off. Continue it exactly where it stopped, without repeating anything and without any preamble.",
             ));
         }
-        Inbound { request, original: None, front_door: Dialect::OpenAiChat, key_id: self.key_id.clone(), anthropic_beta: None }
+        Inbound { request, original: None, front_door: Dialect::OpenAiChat, key_id: self.key_id.clone(), anthropic_beta: None, anthropic_version: None }
     }
 }
 
@@ -314,6 +317,7 @@ impl Gateway {
             original,
             timeout: route.timeouts.attempt,
             anthropic_beta: inbound.anthropic_beta.as_deref(),
+            anthropic_version: inbound.anthropic_version.as_deref(),
         };
         let started = Instant::now();
         let result = if inbound.request.stream {
@@ -395,6 +399,14 @@ fn unavailable(route: &RouteConfig, skipped: &[routing::Skipped]) -> GatewayErro
 fn failure(route: &RouteConfig, attempts: &[routing::AttemptLog], stop: Stop) -> GatewayError {
     if let Stop::ClientFault(error) = stop {
         return GatewayError::UpstreamRejected(error);
+    }
+    // Every target lacked a feature the request needs: that is the request's problem
+    // (a 400 naming the feature), not an upstream outage.
+    let mut errors = attempts.iter().filter_map(|l| l.error()).peekable();
+    if errors.peek().is_some() && errors.clone().all(|e| e.kind == ErrorKind::Unsupported) {
+        if let Some(first) = errors.next() {
+            return GatewayError::UpstreamRejected(first.clone());
+        }
     }
     let mut summary: Vec<String> = attempts
         .iter()

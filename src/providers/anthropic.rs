@@ -9,7 +9,7 @@ use http::{HeaderMap, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
 
-use super::sse_stream::{sse_items, Decoded, SseDecode};
+use super::upstream::{self, Decoded, FrameDecode, SseFraming};
 use super::*;
 use crate::canonical::StreamEvent;
 use crate::dialects::anthropic_messages::{self as anthropic, EncodeOptions, ErrorClass, EventDecoder, Platform, StreamError};
@@ -81,7 +81,9 @@ impl AnthropicUpstream {
                     .map_err(|_| UpstreamError::new(ErrorKind::Auth, format!("{}: the API key is not a valid header value", self.provider)))?;
                 value.set_sensitive(true);
                 headers.insert("x-api-key", value);
-                if let Ok(version) = HeaderValue::from_str(&self.anthropic_version) {
+                // A passed-through body follows the client's API version; tell the upstream so.
+                let version = attempt.anthropic_version.filter(|_| attempt.original.is_some()).unwrap_or(&self.anthropic_version);
+                if let Ok(version) = HeaderValue::from_str(version) {
                     headers.insert("anthropic-version", version);
                 }
             }
@@ -93,21 +95,12 @@ impl AnthropicUpstream {
         if let Some(beta) = attempt.anthropic_beta.and_then(|b| HeaderValue::from_str(b).ok()) {
             headers.insert("anthropic-beta", beta);
         }
-        let mut request = self.http.post(url).headers(headers).header("content-type", "application/json").body(body);
-        if !stream {
-            request = request.timeout(attempt.timeout);
-        }
-        let response = request.send().await.map_err(|e| UpstreamError::from_transport(&e))?;
-        let status = response.status();
-        if !status.is_success() {
-            let headers = response.headers().clone();
-            let body = response.bytes().await.unwrap_or_default();
-            return Err(self.classify(status.as_u16(), &headers, &body));
-        }
+        let request = self.http.post(url).headers(headers).header("content-type", "application/json").body(body);
+        let response = upstream::send(request, &attempt, |status, headers, body| self.classify(status, headers, body)).await?;
         let rate_limit = RateLimitHint::from_headers(response.headers());
         if stream {
             let events = AnthropicEvents { decoder: EventDecoder::new(), provider: self.provider.clone() };
-            let items = sse_items(response, events, passthrough, &self.provider);
+            let items = upstream::items(response, SseFraming::default(), events, passthrough, &self.provider);
             return Ok(Answer::Stream(EventStream { passthrough, rate_limit, items }));
         }
         let bytes = response.bytes().await.map_err(|e| UpstreamError::from_transport(&e))?;
@@ -188,7 +181,9 @@ struct AnthropicEvents {
     provider: String,
 }
 
-impl SseDecode for AnthropicEvents {
+impl FrameDecode for AnthropicEvents {
+    type Frame = SseEvent;
+
     fn event(&mut self, event: &SseEvent) -> Result<Decoded, UpstreamError> {
         match self.decoder.push(&event.data) {
             Ok(events) => {
@@ -209,7 +204,7 @@ impl SseDecode for AnthropicEvents {
         if self.decoder.saw_stop_reason() {
             Ok(self.decoder.finish())
         } else {
-            Err(UpstreamError::new(ErrorKind::StreamCut, format!("{}: the stream ended before the answer was complete", self.provider)))
+            Err(upstream::ended_early(&self.provider))
         }
     }
 }

@@ -12,18 +12,16 @@
 //! parameter: Google's error messages can echo the request URL, and the gateway's
 //! transport errors can too.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 
-use bytes::Bytes;
-use futures_util::StreamExt;
 use http::{HeaderMap, HeaderValue};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use secrecy::{ExposeSecret, SecretString};
 
+use super::upstream::{self, Decoded, FrameDecode, SseFraming};
 use super::*;
 use crate::dialects::gemini::{self, AnswerError, EncodeOptions, GeminiStatus, GeminiStreamDecoder, GeminiSurface, ResponseContext};
-use crate::dialects::sse::SseDecoder;
+use crate::dialects::sse::SseEvent;
 
 /// The OAuth scope Vertex AI needs
 /// (<https://cloud.google.com/vertex-ai/docs/general/access-control>).
@@ -189,21 +187,13 @@ impl GeminiUpstream {
             .map_err(|feature| UpstreamError::new(ErrorKind::Unsupported, format!("{} (gemini) cannot take {feature}", self.provider)))?;
         let body = serde_json::to_vec(&wire).map_err(|e| UpstreamError::new(ErrorKind::Protocol, format!("could not encode the request: {e}")))?;
         let (auth_name, auth_value) = self.auth.header(&self.provider).await?;
-        let mut request =
+        let request =
             self.http.post(self.url(attempt.model, stream)).header(auth_name, auth_value).header("content-type", "application/json").body(body);
-        if !stream {
-            request = request.timeout(attempt.timeout);
-        }
-        let response = request.send().await.map_err(|e| UpstreamError::from_transport(&e))?;
-        let status = response.status();
-        if !status.is_success() {
-            let headers = response.headers().clone();
-            let body = response.bytes().await.unwrap_or_default();
-            return Err(self.classify(status.as_u16(), &headers, &body));
-        }
+        let response = upstream::send(request, &attempt, |status, headers, body| self.classify(status, headers, body)).await?;
         if stream {
-            let decoder = GeminiStreamDecoder::new(attempt.model);
-            return Ok(Answer::Stream(EventStream { passthrough: false, rate_limit: None, items: self.event_stream(response, decoder) }));
+            let events = GeminiEvents { decoder: GeminiStreamDecoder::new(attempt.model), errors: self.error_context() };
+            let items = upstream::items(response, SseFraming::default(), events, false, &self.provider);
+            return Ok(Answer::Stream(EventStream { passthrough: false, rate_limit: None, items }));
         }
         let bytes = response.bytes().await.map_err(|e| UpstreamError::from_transport(&e))?;
         let wire: gemini::GeminiResponse = serde_json::from_slice(&bytes)
@@ -231,23 +221,6 @@ impl GeminiUpstream {
 
     fn error_context(&self) -> ErrorContext {
         ErrorContext { provider: self.provider.clone(), secret: self.auth.fixed_secret().cloned() }
-    }
-
-    fn event_stream(&self, response: reqwest::Response, decoder: GeminiStreamDecoder) -> ItemStream {
-        let upstream = self.error_context();
-        let state = StreamState {
-            body: response.bytes_stream().boxed(),
-            sse: SseDecoder::new(),
-            decoder,
-            queue: VecDeque::new(),
-            upstream,
-            ended: false,
-        };
-        futures_util::stream::unfold(state, |mut state| async move {
-            let item = state.next().await?;
-            Some((item, state))
-        })
-        .boxed()
     }
 }
 
@@ -340,78 +313,36 @@ impl ErrorContext {
     }
 }
 
-/// Reads SSE events off the body and decodes them into canonical events. It ends with
-/// `MessageStop` or an error, never silently.
-struct StreamState {
-    body: Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<Bytes>> + Send>>,
-    sse: SseDecoder,
+/// Gemini chunks: an `error` object or a blocked answer fails the stream. There is no
+/// end marker, so the message ends when the body does, complete if a finish reason came.
+struct GeminiEvents {
     decoder: GeminiStreamDecoder,
-    queue: VecDeque<Result<StreamItem, UpstreamError>>,
-    upstream: ErrorContext,
-    ended: bool,
+    errors: ErrorContext,
 }
 
-impl StreamState {
-    async fn next(&mut self) -> Option<Result<StreamItem, UpstreamError>> {
-        loop {
-            if let Some(item) = self.queue.pop_front() {
-                return Some(item);
-            }
-            if self.ended {
-                return None;
-            }
-            match self.body.next().await {
-                Some(Ok(bytes)) => {
-                    for event in self.sse.push(&bytes) {
-                        if !self.ended {
-                            self.decode(&event.data);
-                        }
-                    }
-                }
-                Some(Err(e)) => {
-                    self.ended = true;
-                    let err = UpstreamError::from_transport(&e);
-                    return Some(Err(UpstreamError::new(ErrorKind::StreamCut, format!("{}: {}", self.upstream.provider, err.message))));
-                }
-                None => {
-                    self.ended = true;
-                    return self.end_of_body();
-                }
-            }
-        }
-    }
+impl FrameDecode for GeminiEvents {
+    type Frame = SseEvent;
 
-    fn decode(&mut self, data: &str) {
-        if data.trim().is_empty() {
-            return;
+    fn event(&mut self, event: &SseEvent) -> Result<Decoded, UpstreamError> {
+        if event.data.trim().is_empty() {
+            return Ok(Decoded::default());
         }
-        match self.decoder.push(data) {
-            Ok(events) if events.is_empty() => {}
-            Ok(events) => self.queue.push_back(Ok(StreamItem { events, raw: None, usage: None })),
+        match self.decoder.push(&event.data) {
+            Ok(events) => Ok(Decoded { events, forward: true, finished: false, usage: None }),
             Err(AnswerError::Upstream(status)) => {
                 let text = status.message.clone().unwrap_or_else(|| "error inside the stream".to_owned());
-                let error = self.upstream.status_error(None, &status, &text);
-                self.fail(error);
+                Err(self.errors.status_error(None, &status, &text))
             }
-            Err(other) => self.fail(answer_error(&self.upstream.provider, other)),
+            Err(other) => Err(answer_error(&self.errors.provider, other)),
         }
     }
 
-    fn fail(&mut self, error: UpstreamError) {
-        self.queue.push_back(Err(error));
-        self.ended = true;
-    }
-
-    /// The body ended: complete if the upstream had said why it stopped, cut otherwise.
-    fn end_of_body(&mut self) -> Option<Result<StreamItem, UpstreamError>> {
-        if self.decoder.is_done() {
-            return None;
+    fn end(&mut self) -> Result<Vec<StreamEvent>, UpstreamError> {
+        if self.decoder.saw_finish_reason() {
+            Ok(self.decoder.finish())
+        } else {
+            Err(upstream::ended_early(&self.errors.provider))
         }
-        if self.decoder.saw_finish_reason() && !self.sse.has_partial() {
-            return Some(Ok(StreamItem { events: self.decoder.finish(), raw: None, usage: None }));
-        }
-        let provider = &self.upstream.provider;
-        Some(Err(UpstreamError::new(ErrorKind::StreamCut, format!("{provider}: the stream ended before the answer was complete"))))
     }
 }
 

@@ -13,7 +13,7 @@ pub mod gemini;
 mod openai;
 mod openai_compatible;
 mod sim;
-mod sse_stream;
+mod upstream;
 mod vertex;
 
 use std::pin::Pin;
@@ -58,6 +58,9 @@ pub struct AttemptRequest<'a> {
     pub timeout: Duration,
     /// The client's `anthropic-beta` header, passed on to Anthropic-dialect upstreams.
     pub anthropic_beta: Option<&'a str>,
+    /// The client's `anthropic-version`, sent instead of the configured one when its
+    /// body is passed through unchanged.
+    pub anthropic_version: Option<&'a str>,
 }
 
 /// A successful attempt's answer.

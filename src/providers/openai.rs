@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use super::*;
 use crate::canonical::ContentPart;
 use crate::dialects::openai_chat::{self, ChunkDecoder, EncodeOptions, MaxTokensField};
-use super::sse_stream::{sse_items, Decoded, SseDecode};
+use super::upstream::{self, Decoded, FrameDecode, SseFraming};
 use crate::dialects::sse::SseEvent;
 
 /// An upstream that speaks OpenAI chat completions.
@@ -97,17 +97,8 @@ impl OpenAiChatUpstream {
         let passthrough = attempt.original.is_some();
         let body = self.body(&attempt)?;
         let url = self.url_template.replace("{model}", attempt.model);
-        let mut request = self.http.post(url).headers(self.headers.clone()).header("content-type", "application/json").body(body);
-        if !stream {
-            request = request.timeout(attempt.timeout);
-        }
-        let response = request.send().await.map_err(|e| UpstreamError::from_transport(&e))?;
-        let status = response.status();
-        if !status.is_success() {
-            let headers = response.headers().clone();
-            let body = response.bytes().await.unwrap_or_default();
-            return Err(self.classify(status.as_u16(), &headers, &body));
-        }
+        let request = self.http.post(url).headers(self.headers.clone()).header("content-type", "application/json").body(body);
+        let response = upstream::send(request, &attempt, |status, headers, body| self.classify(status, headers, body)).await?;
         let rate_limit = RateLimitHint::from_headers(response.headers());
         if stream {
             let client_wants_usage = attempt.request.include_usage;
@@ -151,7 +142,7 @@ impl OpenAiChatUpstream {
 
     fn event_stream(&self, response: reqwest::Response, passthrough: bool, client_wants_usage: bool) -> ItemStream {
         let events = OpenAiEvents { chunks: ChunkDecoder::new(), client_wants_usage, provider: self.provider.clone() };
-        sse_items(response, events, passthrough, &self.provider)
+        upstream::items(response, SseFraming::default(), events, passthrough, &self.provider)
     }
 
     /// Maps an HTTP error answer to a classified error. OpenAI's 401 message quotes
@@ -215,7 +206,9 @@ struct OpenAiEvents {
     provider: String,
 }
 
-impl SseDecode for OpenAiEvents {
+impl FrameDecode for OpenAiEvents {
+    type Frame = SseEvent;
+
     fn event(&mut self, event: &SseEvent) -> Result<Decoded, UpstreamError> {
         let data = event.data.as_str();
         if data.trim() == "[DONE]" {
@@ -245,7 +238,7 @@ impl SseDecode for OpenAiEvents {
         if self.chunks.saw_finish_reason() {
             Ok(self.chunks.finish())
         } else {
-            Err(UpstreamError::new(ErrorKind::StreamCut, format!("{}: the stream ended before the answer was complete", self.provider)))
+            Err(upstream::ended_early(&self.provider))
         }
     }
 }

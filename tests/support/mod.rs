@@ -5,6 +5,7 @@
 // Test support may fail loudly: a panic here is a test failure with a message.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod dialect_mocks;
 pub mod gateway;
 pub mod mock_upstream;
 pub mod openai_wire;

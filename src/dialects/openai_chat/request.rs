@@ -348,6 +348,10 @@ fn encode_message(message: &Message, out: &mut Vec<OpenAiMessage>) -> Result<(),
             for part in &message.content {
                 match part {
                     ContentPart::ToolResult { tool_use_id, content, is_error } => {
+                        // Tool messages take text only.
+                        if let Some(part) = content.iter().find(|p| !matches!(p, ContentPart::Text { .. })) {
+                            return Err(format!("a {} part inside a tool result", part.kind_name()));
+                        }
                         let mut content = content_to_wire(content)?;
                         if *is_error {
                             content = mark_error(content);

@@ -10,20 +10,18 @@
 pub mod eventstream;
 pub mod sigv4;
 
-use std::collections::VecDeque;
 use std::time::SystemTime;
 
 use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::SharedCredentialsProvider;
-use bytes::Bytes;
-use futures_util::StreamExt;
 use http::{HeaderMap, HeaderValue};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::Value;
 
+use super::upstream::{self, Decoded, EventstreamFraming, FrameDecode};
 use super::*;
 use crate::dialects::bedrock_converse::{self, ConverseStreamDecoder, ResponseContext};
-use eventstream::{FrameDecoder, StreamMessage};
+use eventstream::StreamMessage;
 pub use sigv4::{default_credentials, lazy_default_credentials, static_credentials};
 
 /// Everything but RFC 3986 unreserved characters is escaped in the model id, so an
@@ -77,21 +75,13 @@ impl BedrockUpstream {
             .map_err(|feature| UpstreamError::new(ErrorKind::Unsupported, format!("{} (bedrock-converse) cannot take {feature}", self.provider)))?;
         let body = serde_json::to_vec(&wire).map_err(|e| UpstreamError::new(ErrorKind::Protocol, format!("could not encode the request: {e}")))?;
         let url = self.url(attempt.model, stream)?;
-        let mut request = self.signed_request(&url, body).await?;
-        if !stream {
-            request = request.timeout(attempt.timeout);
-        }
-        let response = request.send().await.map_err(|e| UpstreamError::from_transport(&e))?;
-        let status = response.status();
-        if !status.is_success() {
-            let headers = response.headers().clone();
-            let body = response.bytes().await.unwrap_or_default();
-            return Err(self.classify(status.as_u16(), &headers, &body));
-        }
+        let request = self.signed_request(&url, body).await?;
+        let response = upstream::send(request, &attempt, |status, headers, body| self.classify(status, headers, body)).await?;
         let id = response.headers().get("x-amzn-requestid").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
         if stream {
-            let decoder = ConverseStreamDecoder::new(id, attempt.model);
-            return Ok(Answer::Stream(EventStream { passthrough: false, rate_limit: None, items: self.event_stream(response, decoder) }));
+            let events = ConverseEvents { decoder: ConverseStreamDecoder::new(id, attempt.model), provider: self.provider.clone() };
+            let items = upstream::items(response, EventstreamFraming::default(), events, false, &self.provider);
+            return Ok(Answer::Stream(EventStream { passthrough: false, rate_limit: None, items }));
         }
         let bytes = response.bytes().await.map_err(|e| UpstreamError::from_transport(&e))?;
         let wire: bedrock_converse::ConverseResponse = serde_json::from_slice(&bytes)
@@ -157,22 +147,6 @@ impl BedrockUpstream {
         };
         UpstreamError::new(kind, message).with_status(status).with_retry_after(retry_after_from_headers(headers)).with_code(error_type)
     }
-
-    fn event_stream(&self, response: reqwest::Response, decoder: ConverseStreamDecoder) -> ItemStream {
-        let state = StreamState {
-            body: response.bytes_stream().boxed(),
-            frames: FrameDecoder::new(),
-            decoder,
-            queue: VecDeque::new(),
-            provider: self.provider.clone(),
-            ended: false,
-        };
-        futures_util::stream::unfold(state, |mut state| async move {
-            let item = state.next().await?;
-            Some((item, state))
-        })
-        .boxed()
-    }
 }
 
 /// `ValidationException:http://internal.amazon.com/coral/…` and
@@ -234,99 +208,52 @@ fn mentions_context_length(message: &str) -> bool {
         .any(|phrase| message.contains(phrase))
 }
 
-/// Reads eventstream frames off the body and decodes them into canonical events. It
-/// ends with `MessageStop` or an error, never silently.
-struct StreamState {
-    body: Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<Bytes>> + Send>>,
-    frames: FrameDecoder,
+/// ConverseStream messages: events decode in the dialect, and `exception` and `error`
+/// messages fail the stream. `metadata` after `messageStop` finishes the message.
+struct ConverseEvents {
     decoder: ConverseStreamDecoder,
-    queue: VecDeque<Result<StreamItem, UpstreamError>>,
     provider: String,
-    ended: bool,
 }
 
-impl StreamState {
-    async fn next(&mut self) -> Option<Result<StreamItem, UpstreamError>> {
-        loop {
-            if let Some(item) = self.queue.pop_front() {
-                return Some(item);
-            }
-            if self.ended {
-                return None;
-            }
-            match self.body.next().await {
-                Some(Ok(bytes)) => {
-                    self.frames.push(&bytes);
-                    self.drain_frames();
-                }
-                Some(Err(e)) => {
-                    self.ended = true;
-                    let err = UpstreamError::from_transport(&e);
-                    return Some(Err(UpstreamError::new(ErrorKind::StreamCut, format!("{}: {}", self.provider, err.message))));
-                }
-                None => {
-                    self.ended = true;
-                    return self.end_of_body();
-                }
-            }
-        }
-    }
+impl FrameDecode for ConverseEvents {
+    type Frame = StreamMessage;
 
-    fn drain_frames(&mut self) {
-        while !self.ended {
-            let message = self.frames.next_message().and_then(|frame| frame.map(StreamMessage::from_message).transpose());
-            match message {
-                Ok(Some(message)) => self.handle(message),
-                Ok(None) => return,
-                Err(e) => self.fail(UpstreamError::new(ErrorKind::Protocol, format!("{}: {e}", self.provider))),
-            }
-        }
-    }
-
-    fn handle(&mut self, message: StreamMessage) {
+    fn event(&mut self, message: &StreamMessage) -> Result<Decoded, UpstreamError> {
         match message {
-            StreamMessage::Event { event_type, payload } => match self.decoder.push(&event_type, &payload) {
-                Ok(events) => {
-                    if !events.is_empty() {
-                        self.queue.push_back(Ok(StreamItem { events, raw: None, usage: None }));
-                    }
-                    self.ended = self.decoder.is_done();
-                }
-                Err(e) => self.fail(UpstreamError::new(ErrorKind::Protocol, format!("{}: {e}", self.provider))),
-            },
-            StreamMessage::Exception { exception_type, payload } => {
-                let parsed: Value = serde_json::from_slice(&payload).unwrap_or(Value::Null);
-                let text = error_message(&parsed).unwrap_or_else(|| exception_type.clone());
-                self.fail(self.stream_error(exception_type, &text));
+            StreamMessage::Event { event_type, payload } => {
+                let events = self
+                    .decoder
+                    .push(event_type, payload)
+                    .map_err(|e| UpstreamError::new(ErrorKind::Protocol, format!("{}: {e}", self.provider)))?;
+                Ok(Decoded { events, forward: false, finished: self.decoder.is_done(), usage: None })
             }
-            StreamMessage::Error { code, message } => self.fail(self.stream_error(code, &message)),
+            StreamMessage::Exception { exception_type, payload } => {
+                let parsed: Value = serde_json::from_slice(payload).unwrap_or(Value::Null);
+                let text = error_message(&parsed).unwrap_or_else(|| exception_type.clone());
+                Err(self.stream_error(exception_type, &text))
+            }
+            StreamMessage::Error { code, message } => Err(self.stream_error(code, message)),
         }
     }
 
-    fn stream_error(&self, error_type: String, text: &str) -> UpstreamError {
-        let kind = classify_error(Some(&error_type), None, text);
+    /// Complete if `messageStop` came (usage may not have followed), cut otherwise.
+    fn end(&mut self) -> Result<Vec<StreamEvent>, UpstreamError> {
+        if self.decoder.saw_message_stop() {
+            Ok(self.decoder.finish())
+        } else {
+            Err(upstream::ended_early(&self.provider))
+        }
+    }
+}
+
+impl ConverseEvents {
+    fn stream_error(&self, error_type: &str, text: &str) -> UpstreamError {
+        let kind = classify_error(Some(error_type), None, text);
         let message = match kind {
             ErrorKind::Auth => format!("{} rejected the gateway's AWS credentials ({error_type})", self.provider),
             _ => format!("{}: {text}", self.provider),
         };
-        UpstreamError::new(kind, message).with_code(Some(error_type))
-    }
-
-    fn fail(&mut self, error: UpstreamError) {
-        self.queue.push_back(Err(error));
-        self.ended = true;
-    }
-
-    /// The body ended: complete if the upstream had said why it stopped (usage may not
-    /// have followed), cut otherwise.
-    fn end_of_body(&mut self) -> Option<Result<StreamItem, UpstreamError>> {
-        if self.decoder.is_done() {
-            return None;
-        }
-        if self.decoder.saw_message_stop() && !self.frames.has_partial() {
-            return Some(Ok(StreamItem { events: self.decoder.finish(), raw: None, usage: None }));
-        }
-        Some(Err(UpstreamError::new(ErrorKind::StreamCut, format!("{}: the stream ended before the answer was complete", self.provider))))
+        UpstreamError::new(kind, message).with_code(Some(error_type.to_owned()))
     }
 }
 
