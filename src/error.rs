@@ -75,7 +75,8 @@ impl GatewayError {
                 api
             }
             GatewayError::AllTargetsFailed { route, summary, kinds, retry_after } => {
-                let (status, category) = if !kinds.is_empty() && kinds.iter().all(|k| *k == ErrorKind::RateLimited) {
+                let all_rate_limited = !kinds.is_empty() && kinds.iter().all(|k| *k == ErrorKind::RateLimited);
+                let (status, category) = if all_rate_limited {
                     (429, ErrorCategory::RateLimited)
                 } else if !kinds.is_empty()
                     && kinds.iter().all(|k| matches!(k, ErrorKind::RateLimited | ErrorKind::Overloaded | ErrorKind::Saturated | ErrorKind::Unavailable))
@@ -90,7 +91,9 @@ impl GatewayError {
                     format!("Every target of route '{route}' failed ({} attempts): {}", kinds.len(), summary.join("; ")),
                 )
                 .with_code("all_targets_failed");
-                api.retry_after = *retry_after;
+                // A 429 always says when to come back; upstreams that gave no hint
+                // (Bedrock's throttling has none) get a conservative second.
+                api.retry_after = retry_after.or(all_rate_limited.then_some(Duration::from_secs(1)));
                 api
             }
             GatewayError::NoTargetAvailable { route, reasons, retry_after } => {

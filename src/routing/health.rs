@@ -72,6 +72,8 @@ struct TargetState {
     quota: Option<(RateLimitHint, Instant)>,
     latency_ms: Option<f64>,
     ttft_ms: Option<f64>,
+    /// The circuit state last written to the gauge, so it is written only on change.
+    published: Option<Circuit>,
 }
 
 impl TargetState {
@@ -87,6 +89,7 @@ impl TargetState {
             quota: None,
             latency_ms: None,
             ttft_ms: None,
+            published: None,
         }
     }
 
@@ -321,8 +324,13 @@ impl Health {
     }
 }
 
-/// Keeps the breaker-state gauge current: 0 closed, 1 half-open, 2 open.
-fn publish(target: &str, state: &TargetState) {
+/// Keeps the breaker-state gauge current (0 closed, 1 half-open, 2 open), touching the
+/// metrics registry only when the state changed: this runs on every attempt.
+fn publish(target: &str, state: &mut TargetState) {
+    if state.published == Some(state.circuit) {
+        return;
+    }
+    state.published = Some(state.circuit);
     let value = match state.circuit {
         Circuit::Closed => 0.0,
         Circuit::HalfOpen => 1.0,
