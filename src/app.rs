@@ -139,11 +139,20 @@ impl RunningGateway {
     pub async fn shutdown(self) {
         self.state.ready.store(false, Ordering::SeqCst);
         self.stop.cancel();
-        match tokio::time::timeout(self.drain_timeout, self.server).await {
+        let mut server = self.server;
+        match tokio::time::timeout(self.drain_timeout, &mut server).await {
             Ok(Ok(Ok(()))) => {}
             Ok(Ok(Err(e))) => tracing::error!(error = %e, "server error during shutdown"),
             Ok(Err(e)) => tracing::error!(error = %e, "server task failed"),
-            Err(_) => tracing::warn!(timeout = ?self.drain_timeout, "drain timeout: dropping the remaining connections"),
+            Err(_) => {
+                // End the streams still running with an error event, so each settles
+                // before the ledger closes; give them a moment to do so.
+                tracing::warn!(timeout = ?self.drain_timeout, "drain timeout: ending the remaining streams");
+                self.state.shared.shutdown.cancel();
+                if tokio::time::timeout(Duration::from_secs(2), &mut server).await.is_err() {
+                    server.abort();
+                }
+            }
         }
         // Dropping the app state drops the last settlements and ledger handles it holds.
         drop(self.state);

@@ -169,3 +169,29 @@ async fn sigterm_drains_an_in_flight_stream_and_flushes_the_ledger() {
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].outcome, switchyard::ledger::Outcome::Success);
 }
+
+#[tokio::test]
+async fn a_stream_still_running_when_the_drain_time_is_up_ends_with_an_error_and_is_recorded() {
+    let upstream = MockUpstream::start().await;
+    let pieces: Vec<String> = (0..20).map(|i| format!("w{i} ")).collect();
+    let pieces: Vec<&str> = pieces.iter().map(String::as_str).collect();
+    upstream.set_default(Reply::sse(text_chunks("m", &pieces, None)).with_gap(Duration::from_millis(300)));
+    let mut gateway = TestGateway::start(&config(&upstream, "chat", "").replace("[admin]", "[server]\ndrain_timeout = \"300ms\"\n\n[admin]")).await;
+
+    let mut stream = gateway.post_chat(&json!({"model": "chat", "stream": true, "messages": [{"role": "user", "content": "x"}]})).await;
+    let mut text = String::from_utf8_lossy(&stream.chunk().await.unwrap().unwrap()).into_owned();
+    let ledger_url = gateway.ledger_url.clone();
+    let _dir = std::mem::replace(&mut gateway.dir, tempfile::tempdir().unwrap());
+    let shutdown = tokio::spawn(gateway.shutdown());
+    while let Ok(Some(chunk)) = stream.chunk().await {
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    shutdown.await.unwrap();
+    assert!(text.contains("stream_interrupted") && text.contains("shut down"), "{text}");
+    assert!(!text.contains("[DONE]"));
+
+    let store = switchyard::ledger::LedgerStore::connect(&ledger_url).await.unwrap();
+    let rows = store.requests_since(chrono::DateTime::UNIX_EPOCH).await.unwrap();
+    assert_eq!(rows.len(), 1, "the cut stream is in the ledger");
+    assert_eq!(rows[0].outcome, switchyard::ledger::Outcome::StreamError);
+}

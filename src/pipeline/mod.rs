@@ -36,6 +36,9 @@ use crate::routing::{self, AttemptReport, Availability, Health, PlanContext, Sha
 pub struct Shared {
     pub health: Arc<Health>,
     pub shares: ShareTracker,
+    /// Cancelled when a graceful shutdown's drain time is up: streams still running
+    /// then end with an error event and settle, before the ledger closes.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 /// Everything the pipeline needs, built once per configuration.
@@ -90,6 +93,7 @@ pub struct StreamReply {
     pub settlement: Settlement,
     /// Set when the route continues broken streams on another target.
     pub recovery: Option<Recovery>,
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 /// What a stream needs to have a broken answer continued by another target.
@@ -271,7 +275,8 @@ impl Gateway {
                     tried: vec![index],
                 });
                 let idle_timeout = route.timeouts.stream_idle;
-                Ok(Reply::Stream(StreamReply { first, rest, passthrough, attribution, idle_timeout, settlement, recovery }))
+                let shutdown = self.shared.shutdown.clone();
+                Ok(Reply::Stream(StreamReply { first, rest, passthrough, attribution, idle_timeout, settlement, recovery, shutdown }))
             }
         }
     }

@@ -39,6 +39,7 @@ struct State {
     saw_tool_use: bool,
     /// While a continuation is spliced in: how its block indexes map to the client's.
     splice: Option<Splice>,
+    shutdown: tokio_util::sync::CancellationToken,
 }
 
 struct Splice {
@@ -90,6 +91,7 @@ pub fn client_stream(reply: StreamReply, encoder: Box<dyn StreamEncoder>) -> imp
         next_index: 0,
         saw_tool_use: false,
         splice: None,
+        shutdown: reply.shutdown,
     };
     futures_util::stream::unfold(state, |mut state| async move {
         loop {
@@ -113,10 +115,16 @@ impl State {
         if let Some(item) = self.first.pop_front() {
             return Ok(item);
         }
-        match tokio::time::timeout(self.idle_timeout, self.rest.next()).await {
-            Ok(Some(item)) => item,
-            Ok(None) => Err(UpstreamError::new(ErrorKind::StreamCut, "the upstream stream ended before the answer was complete")),
-            Err(_) => Err(UpstreamError::new(ErrorKind::StreamIdle, format!("no stream event for {:?}", self.idle_timeout))),
+        let next = tokio::time::timeout(self.idle_timeout, self.rest.next());
+        tokio::select! {
+            next = next => match next {
+                Ok(Some(item)) => item,
+                Ok(None) => Err(UpstreamError::new(ErrorKind::StreamCut, "the upstream stream ended before the answer was complete")),
+                Err(_) => Err(UpstreamError::new(ErrorKind::StreamIdle, format!("no stream event for {:?}", self.idle_timeout))),
+            },
+            _ = self.shutdown.cancelled() => {
+                Err(UpstreamError::new(ErrorKind::StreamCut, "the gateway shut down before the answer was complete"))
+            }
         }
     }
 
@@ -182,7 +190,7 @@ impl State {
     /// answer. Tool calls are not continued: half a JSON argument can't be resumed.
     async fn try_continue(&mut self) -> bool {
         let Some(recovery) = self.recovery.as_mut() else { return false };
-        if self.saw_tool_use {
+        if self.saw_tool_use || self.shutdown.is_cancelled() {
             return false;
         }
         match recovery.resume(&self.partial_text, &mut self.settlement).await {
