@@ -129,6 +129,9 @@ pub async fn start_with_file(config: Config, listener: TcpListener, config_path:
     if state.config_path.is_some() {
         tracker.spawn(watch_config(state.clone(), stop.clone()));
     }
+    if let Some(handle) = state.metrics.clone() {
+        tracker.spawn(metrics_upkeep(handle, stop.clone()));
+    }
     tracing::info!(%addr, routes = config.routes.len(), providers = config.providers.len(), "switchyard is listening");
     Ok(RunningGateway { addr, state, stop, server, tracker, ledger, drain_timeout: config.server.drain_timeout })
 }
@@ -395,6 +398,18 @@ fn admin_auth(gateway: &Gateway, headers: &HeaderMap) -> Result<(), Response> {
     match presented {
         Some(token) if <[u8; 32]>::from(Sha256::digest(token.trim().as_bytes())) == expected => Ok(()),
         _ => Err(error_response(Dialect::OpenAiChat, &ApiError::new(401, ErrorCategory::Authentication, "Missing or wrong admin token."))),
+    }
+}
+
+/// Folds recorded histogram samples into their buckets. Without this the Prometheus
+/// recorder keeps every sample until the next scrape, so an unscraped gateway's memory
+/// would grow with traffic.
+async fn metrics_upkeep(handle: PrometheusHandle, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(5)) => handle.run_upkeep(),
+        }
     }
 }
 
