@@ -209,6 +209,10 @@ async fn messages(State(state): State<Arc<AppState>>, headers: HeaderMap, body: 
 async fn front_door(state: &AppState, dialect: Dialect, headers: &HeaderMap, body: Body) -> Response {
     let gateway = state.gateway.load_full();
     let result = async {
+        // Keep-alive connections can still send requests while the server drains.
+        if !state.ready.load(Ordering::SeqCst) {
+            return Err(GatewayError::ShuttingDown);
+        }
         let key_id = authenticate(&gateway.config.keys, headers)?;
         if dialect == Dialect::AnthropicMessages {
             check_anthropic_version(headers)?;
