@@ -13,7 +13,20 @@ pub mod sse;
 
 use bytes::BytesMut;
 
-use crate::canonical::{ApiError, StreamEvent};
+use crate::canonical::{ApiError, ContentPart, StreamEvent};
+
+/// The texts of a system prompt, for dialects whose system field takes text only;
+/// empty texts are left out, anything but text is refused by name.
+pub(crate) fn system_texts(parts: &[ContentPart]) -> Result<Vec<&str>, String> {
+    parts
+        .iter()
+        .filter(|part| !matches!(part, ContentPart::Text { text } if text.is_empty()))
+        .map(|part| match part {
+            ContentPart::Text { text } => Ok(text.as_str()),
+            other => Err(format!("a {} part in the system prompt", other.kind_name())),
+        })
+        .collect()
+}
 
 /// Writes a streamed answer in a client's dialect. One per response stream.
 pub trait StreamEncoder: Send {

@@ -161,15 +161,7 @@ fn tools_named_in_history(messages: &[ConverseMessage]) -> Vec<ConverseTool> {
 }
 
 fn system_to_wire(parts: &[ContentPart]) -> Result<Vec<ConverseSystemBlock>, String> {
-    let mut blocks = Vec::with_capacity(parts.len());
-    for part in parts {
-        match part {
-            ContentPart::Text { text } if text.is_empty() => {}
-            ContentPart::Text { text } => blocks.push(ConverseSystemBlock::Text(text.clone())),
-            other => return Err(format!("a {} part in the system prompt", other.kind_name())),
-        }
-    }
-    Ok(blocks)
+    Ok(crate::dialects::system_texts(parts)?.into_iter().map(|text| ConverseSystemBlock::Text(text.to_owned())).collect())
 }
 
 /// One canonical part as a Converse block; `None` for parts Converse would reject and

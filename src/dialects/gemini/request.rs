@@ -181,15 +181,7 @@ impl Extras {
 }
 
 fn system_to_wire(parts: &[ContentPart]) -> Result<Vec<GeminiPart>, String> {
-    let mut out = Vec::with_capacity(parts.len());
-    for part in parts {
-        match part {
-            ContentPart::Text { text } if text.is_empty() => {}
-            ContentPart::Text { text } => out.push(GeminiPart::text(text.clone())),
-            other => return Err(format!("a {} part in the system prompt", other.kind_name())),
-        }
-    }
-    Ok(out)
+    Ok(crate::dialects::system_texts(parts)?.into_iter().map(|text| GeminiPart::text(text.to_owned())).collect())
 }
 
 /// Canonical parts of one request turn as Gemini parts; see [`with_signatures`] for
