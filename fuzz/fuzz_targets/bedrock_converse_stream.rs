@@ -41,16 +41,28 @@ fuzz_target!(|data: &[u8]| {
     let mut frames = FrameDecoder::new();
     let mut decoder = ConverseStreamDecoder::new("fuzz-id", "fuzz-model");
     let mut events = Vec::new();
+    let mut failed = false;
     'body: for read in wire.chunks(step) {
         frames.push(read);
         loop {
             match frames.next_message() {
                 Ok(Some(message)) => match StreamMessage::from_message(message) {
                     Ok(StreamMessage::Event { event_type, payload }) => match decoder.push(&event_type, &payload) {
-                        Ok(more) => events.extend(more),
-                        Err(_) => break 'body,
+                        Ok(more) => {
+                            events.extend(more);
+                            if decoder.is_done() {
+                                break 'body;
+                            }
+                        }
+                        Err(_) => {
+                            failed = true;
+                            break 'body;
+                        }
                     },
-                    Ok(_) => break 'body,
+                    Ok(_) => {
+                        failed = true;
+                        break 'body;
+                    }
                     // Frames made by encode_event always carry their headers.
                     Err(e) => panic!("a frame encode_event made did not decode: {e}"),
                 },
@@ -59,7 +71,8 @@ fuzz_target!(|data: &[u8]| {
             }
         }
     }
-    let _ = frames.has_partial();
-    events.extend(decoder.finish());
+    if !failed && !frames.has_partial() && !decoder.is_done() && decoder.saw_message_stop() {
+        events.extend(decoder.finish());
+    }
     common::reencode(&events);
 });

@@ -1,6 +1,7 @@
 //! An OpenAI-dialect upstream's SSE body: `SseDecoder` (in reads of any size), each
-//! `data` through `openai_chat::ChunkDecoder` the way a provider does (stop at the
-//! first error; `finish` when the body ends), then every stream encoder.
+//! `data` through `openai_chat::ChunkDecoder` the way the OpenAI provider does: stop at
+//! the first error; `[DONE]` finishes; a body that ends after a finish reason is
+//! finished, one that ends before it was cut. Then every stream encoder.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use switchyard::dialects::openai_chat::ChunkDecoder;
@@ -11,16 +12,22 @@ fuzz_target!(|data: &[u8]| {
     let (step, body) = common::reads(data);
     let mut decoder = ChunkDecoder::new();
     let mut events = Vec::new();
+    let mut failed = false;
     for (_, payload) in common::sse_payloads(step, body) {
-        match decoder.push(&payload) {
-            Ok(more) => events.extend(more),
-            Err(_) => break,
-        }
-        if decoder.is_done() {
+        if payload.trim() == "[DONE]" {
+            events.extend(decoder.finish());
             break;
         }
+        match decoder.push(&payload) {
+            Ok(more) => events.extend(more),
+            Err(_) => {
+                failed = true;
+                break;
+            }
+        }
     }
-    let _ = decoder.saw_finish_reason();
-    events.extend(decoder.finish());
+    if !failed && !decoder.is_done() && decoder.saw_finish_reason() {
+        events.extend(decoder.finish());
+    }
     common::reencode(&events);
 });

@@ -18,6 +18,10 @@ const ADDITIONAL_FIELDS: &str = "additionalModelRequestFields";
 /// Encodes a canonical request for a Converse upstream. Fails with a message naming
 /// the feature when the request holds something Converse cannot carry.
 pub fn encode_request(req: &ChatRequest) -> Result<ConverseRequest, String> {
+    // Converse needs at least one turn; a system-only conversation has none.
+    if req.messages.iter().all(|m| m.role == crate::canonical::Role::System) {
+        return Err("a conversation with only system instructions (Converse needs a user turn)".to_owned());
+    }
     if req.n.is_some_and(|n| n > 1) {
         return Err("n > 1 (Converse returns one answer per call)".to_owned());
     }

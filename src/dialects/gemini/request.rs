@@ -361,6 +361,10 @@ pub fn decode_request(wire: GeminiRequest, model: &str, stream: bool) -> Result<
     let mut history = History::default();
     let mut messages = Vec::with_capacity(wire.contents.len());
     for (i, content) in wire.contents.into_iter().enumerate() {
+        // The Gemini API refuses a turn with no parts; so does the gateway.
+        if content.parts.is_empty() {
+            return Err(invalid(format!("contents[{i}].parts"), "Each turn must contain at least one part."));
+        }
         messages.push(history.message(i, content)?);
     }
     let mut extra = wire.extra;

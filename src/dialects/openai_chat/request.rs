@@ -65,6 +65,14 @@ impl TryFrom<OpenAiChatRequest> for ChatRequest {
         if wire.messages.is_empty() {
             return Err(invalid("messages", "'messages' must contain at least one message."));
         }
+        // OpenAI's own ranges; a value outside them must not be passed on to a vendor
+        // that would clamp or refuse it differently.
+        if let Some(t) = wire.temperature.filter(|t| !(0.0..=2.0).contains(t)) {
+            return Err(invalid("temperature", format!("'temperature' must be between 0 and 2; got {t}.")));
+        }
+        if let Some(p) = wire.top_p.filter(|p| !(0.0..=1.0).contains(p)) {
+            return Err(invalid("top_p", format!("'top_p' must be between 0 and 1; got {p}.")));
+        }
         let mut messages = Vec::with_capacity(wire.messages.len());
         for (i, message) in wire.messages.into_iter().enumerate() {
             messages.push(message_from_wire(i, message)?);
