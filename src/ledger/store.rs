@@ -173,7 +173,7 @@ impl LedgerStore {
                         .push_bind(r.failover_reason);
                 });
                 insert.push(" ON CONFLICT (id) DO NOTHING");
-                insert.build().execute(&mut *tx).await?;
+                insert.build().persistent(false).execute(&mut *tx).await?;
             }
             for chunk in attempts.chunks(ROWS_PER_STATEMENT) {
                 let mut insert = QueryBuilder::new(ATTEMPT_INSERT);
@@ -201,7 +201,7 @@ impl LedgerStore {
                         .push_bind(a.retry_after_ms);
                 });
                 insert.push(" ON CONFLICT (request_id, attempt_index) DO NOTHING");
-                insert.build().execute(&mut *tx).await?;
+                insert.build().persistent(false).execute(&mut *tx).await?;
             }
             tx.commit().await?;
         });
