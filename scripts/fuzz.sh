@@ -21,6 +21,8 @@
 #   FUZZ_SANITIZER    address | none (default: address, falling back to none)
 #   FUZZ_JOBS=1       parallel libFuzzer workers per target (the machine has 2 cores)
 #   FUZZ_RSS_MB=2048  libFuzzer's memory limit;  FUZZ_TIMEOUT=10  seconds per input
+#   SWITCHYARD_FUZZ_ROUNDTRIP=1  request targets also check that each encoded request
+#                     is accepted by that dialect's own decoder (see docs/fuzzing.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -374,7 +376,8 @@ for t in $TARGETS; do
     fi
 done
 
-printf '\n%s\n' "${SUMMARY[@]}"
+printf '\n'
+printf '%s\n' "${SUMMARY[@]}"
 if [ ${#FAILED[@]} -gt 0 ]; then
     log "failures: ${FAILED[*]}"
     log "reproduce one with: cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run -O --sanitizer $SANITIZER <target> artifacts/<target>/<file>"
