@@ -111,11 +111,13 @@ pub async fn start_with_file(config: Config, listener: TcpListener, config_path:
     let (ledger, _stop_writer) = LedgerWriter::spawn(store, &tracker, writer_config);
     let config = Arc::new(config);
     let shared = Arc::new(Shared::default());
+    // Before the gateway: it registers its metric handles with this recorder.
+    let metrics = telemetry::metrics_handle();
     let state = Arc::new(AppState {
         gateway: ArcSwap::from_pointee(Gateway::new(config.clone(), Arc::new(prices), ledger.clone(), shared.clone())),
         shared,
         ledger: ledger.clone(),
-        metrics: telemetry::metrics_handle(),
+        metrics,
         ready: AtomicBool::new(true),
         config_path,
     });
@@ -218,14 +220,14 @@ async fn front_door(state: &AppState, dialect: Dialect, headers: &HeaderMap, bod
             check_anthropic_version(headers)?;
         }
         let bytes = read_body(body, headers, gateway.config.server.max_body_bytes).await?;
-        let (request, original) = decode(dialect, &bytes).map_err(GatewayError::BadRequest)?;
+        let request = decode(dialect, &bytes).map_err(GatewayError::BadRequest)?;
         let include_usage = request.include_usage;
         let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let (anthropic_beta, anthropic_version) = match dialect {
             Dialect::AnthropicMessages => (header("anthropic-beta"), header("anthropic-version")),
             Dialect::OpenAiChat | Dialect::BedrockConverse | Dialect::Gemini => (None, None),
         };
-        let inbound = Inbound { request, original: Some(original), front_door: dialect, key_id, anthropic_beta, anthropic_version };
+        let inbound = Inbound { request, original: Some(bytes), front_door: dialect, key_id, anthropic_beta, anthropic_version };
         let reply = gateway.handle(inbound).await?;
         Ok::<_, GatewayError>(encode_reply(dialect, reply, include_usage))
     }
@@ -233,10 +235,10 @@ async fn front_door(state: &AppState, dialect: Dialect, headers: &HeaderMap, bod
     result.unwrap_or_else(|e| error_response(dialect, &e.to_api_error()))
 }
 
-fn decode(dialect: Dialect, body: &[u8]) -> Result<(crate::canonical::ChatRequest, serde_json::Map<String, serde_json::Value>), ApiError> {
+fn decode(dialect: Dialect, body: &[u8]) -> Result<crate::canonical::ChatRequest, ApiError> {
     match dialect {
-        Dialect::AnthropicMessages => anthropic_messages::decode_request(body).map(|d| (d.request, d.original)),
-        Dialect::OpenAiChat | Dialect::BedrockConverse | Dialect::Gemini => openai_chat::decode_request(body).map(|d| (d.request, d.original)),
+        Dialect::AnthropicMessages => anthropic_messages::decode_request(body),
+        Dialect::OpenAiChat | Dialect::BedrockConverse | Dialect::Gemini => openai_chat::decode_request(body),
     }
 }
 
@@ -313,8 +315,8 @@ async fn count_tokens(State(state): State<Arc<AppState>>, headers: HeaderMap, bo
         check_anthropic_version(&headers)?;
         let bytes = read_body(body, &headers, gateway.config.server.max_body_bytes).await?;
         let decoded = anthropic_messages::decode_count_tokens_request(&bytes).map_err(GatewayError::BadRequest)?;
-        gateway.route(&decoded.request.model)?;
-        let input_tokens = crate::pipeline::tokens::estimate_input_tokens(&decoded.request);
+        gateway.route(&decoded.model)?;
+        let input_tokens = crate::pipeline::tokens::estimate_input_tokens(&decoded);
         Ok::<_, GatewayError>(axum::Json(anthropic_messages::AnthropicCountTokensResponse { input_tokens }).into_response())
     }
     .await;

@@ -4,6 +4,7 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// Installs the JSON-or-text log subscriber once (`RUST_LOG` filters; default `info`).
@@ -30,41 +31,110 @@ pub fn metrics_handle() -> Option<PrometheusHandle> {
         .clone()
 }
 
-/// One finished request.
-pub fn request_finished(route: &str, outcome: &str, latency: Duration) {
-    let labels = [("route", route.to_owned()), ("outcome", outcome.to_owned())];
-    metrics::counter!("switchyard_requests_total", &labels).increment(1);
-    metrics::histogram!("switchyard_request_duration_seconds", &labels[..1]).record(latency.as_secs_f64());
+/// The metric handles of one route and its targets, registered when a configuration
+/// is loaded: settling a request then records into them without building label sets or
+/// looking anything up in the registry.
+pub struct RouteMetrics {
+    /// `switchyard_requests_total` per request outcome.
+    requests: Vec<(&'static str, Counter)>,
+    duration: Histogram,
+    /// Per route target, in the route's order.
+    targets: Vec<TargetMetrics>,
 }
 
-/// One upstream attempt.
-pub fn attempt_finished(route: &str, target: &str, outcome: &str, latency: Duration) {
-    let labels = [("route", route.to_owned()), ("target", target.to_owned()), ("outcome", outcome.to_owned())];
-    metrics::counter!("switchyard_attempts_total", &labels).increment(1);
-    metrics::histogram!("switchyard_attempt_duration_seconds", &labels[..2]).record(latency.as_secs_f64());
+/// One route target's handles.
+pub struct TargetMetrics {
+    /// `switchyard_attempts_total` per attempt outcome.
+    attempts: Vec<(&'static str, Counter)>,
+    duration: Histogram,
+    ttft: Histogram,
+    /// `switchyard_tokens_total` per token kind, in [`TOKEN_KINDS`] order.
+    tokens: [Counter; 5],
+    cost: Counter,
 }
 
-pub fn time_to_first_token(route: &str, target: &str, ttft: Duration) {
-    let labels = [("route", route.to_owned()), ("target", target.to_owned())];
-    metrics::histogram!("switchyard_time_to_first_token_seconds", &labels).record(ttft.as_secs_f64());
-}
+const TOKEN_KINDS: [&str; 5] = ["input", "output", "cache_read", "cache_write", "reasoning"];
 
-/// Tokens and money an answering target consumed.
-pub fn consumption(route: &str, target: &str, usage: &crate::canonical::Usage, cost_micros: i64) {
-    for (kind, n) in [
-        ("input", usage.input_tokens),
-        ("output", usage.output_tokens),
-        ("cache_read", usage.cache_read_tokens),
-        ("cache_write", usage.cache_write_tokens),
-        ("reasoning", usage.reasoning_tokens),
-    ] {
-        if n > 0 {
-            let labels = [("route", route.to_owned()), ("target", target.to_owned()), ("kind", kind.to_owned())];
-            metrics::counter!("switchyard_tokens_total", &labels).increment(n);
+impl RouteMetrics {
+    /// `targets` are the labels of the route's targets, in order; the outcomes are
+    /// every value the `outcome` label can take for requests and for attempts.
+    pub fn new<'a>(
+        route: &str,
+        targets: impl IntoIterator<Item = &'a str>,
+        request_outcomes: &[&'static str],
+        attempt_outcomes: &[&'static str],
+    ) -> RouteMetrics {
+        let requests = request_outcomes
+            .iter()
+            .map(|&outcome| {
+                let labels = [("route", route.to_owned()), ("outcome", outcome.to_owned())];
+                (outcome, metrics::counter!("switchyard_requests_total", &labels))
+            })
+            .collect();
+        let targets = targets.into_iter().map(|target| TargetMetrics::new(route, target, attempt_outcomes)).collect();
+        RouteMetrics {
+            requests,
+            duration: metrics::histogram!("switchyard_request_duration_seconds", "route" => route.to_owned()),
+            targets,
         }
     }
-    if cost_micros > 0 {
+
+    /// One finished request.
+    pub fn request_finished(&self, outcome: &str, latency: Duration) {
+        if let Some((_, counter)) = self.requests.iter().find(|(o, _)| *o == outcome) {
+            counter.increment(1);
+        }
+        self.duration.record(latency.as_secs_f64());
+    }
+
+    /// The handles of the route's target at `index`.
+    pub fn target(&self, index: usize) -> Option<&TargetMetrics> {
+        self.targets.get(index)
+    }
+}
+
+impl TargetMetrics {
+    fn new(route: &str, target: &str, attempt_outcomes: &[&'static str]) -> TargetMetrics {
         let labels = [("route", route.to_owned()), ("target", target.to_owned())];
-        metrics::counter!("switchyard_cost_micro_usd_total", &labels).increment(cost_micros as u64);
+        let with = |name: &'static str, value: &str| {
+            let mut labels = labels.to_vec();
+            labels.push((name, value.to_owned()));
+            labels
+        };
+        TargetMetrics {
+            attempts: attempt_outcomes
+                .iter()
+                .map(|&outcome| (outcome, metrics::counter!("switchyard_attempts_total", &with("outcome", outcome))))
+                .collect(),
+            duration: metrics::histogram!("switchyard_attempt_duration_seconds", &labels),
+            ttft: metrics::histogram!("switchyard_time_to_first_token_seconds", &labels),
+            tokens: TOKEN_KINDS.map(|kind| metrics::counter!("switchyard_tokens_total", &with("kind", kind))),
+            cost: metrics::counter!("switchyard_cost_micro_usd_total", &labels),
+        }
+    }
+
+    /// One upstream attempt.
+    pub fn attempt_finished(&self, outcome: &str, latency: Duration) {
+        if let Some((_, counter)) = self.attempts.iter().find(|(o, _)| *o == outcome) {
+            counter.increment(1);
+        }
+        self.duration.record(latency.as_secs_f64());
+    }
+
+    pub fn time_to_first_token(&self, ttft: Duration) {
+        self.ttft.record(ttft.as_secs_f64());
+    }
+
+    /// Tokens and money the target consumed.
+    pub fn consumption(&self, usage: &crate::canonical::Usage, cost_micros: i64) {
+        let counts = [usage.input_tokens, usage.output_tokens, usage.cache_read_tokens, usage.cache_write_tokens, usage.reasoning_tokens];
+        for (counter, n) in self.tokens.iter().zip(counts) {
+            if n > 0 {
+                counter.increment(n);
+            }
+        }
+        if cost_micros > 0 {
+            self.cost.increment(cost_micros as u64);
+        }
     }
 }

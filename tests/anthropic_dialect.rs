@@ -13,14 +13,14 @@ use switchyard::dialects::sse::SseDecoder;
 
 fn decode(body: Value) -> ChatRequest {
     match anthropic::decode_request(body.to_string().as_bytes()) {
-        Ok(decoded) => decoded.request,
+        Ok(decoded) => decoded,
         Err(e) => panic!("request should decode: {e:?}"),
     }
 }
 
 fn decode_err(body: &str) -> ApiError {
     match anthropic::decode_request(body.as_bytes()) {
-        Ok(decoded) => panic!("request should be rejected: {:?}", decoded.request),
+        Ok(decoded) => panic!("request should be rejected: {:?}", decoded),
         Err(e) => e,
     }
 }
@@ -84,13 +84,6 @@ fn a_request_decodes_into_the_canonical_fields() {
     assert_eq!(req.parallel_tool_calls, Some(false));
     assert_eq!(req.extra, Map::from_iter([("service_tier".to_owned(), json!("auto"))]));
     assert_eq!(req.extra_dialect, Some(Dialect::AnthropicMessages));
-}
-
-#[test]
-fn the_decoded_request_keeps_the_original_json_for_passthrough() {
-    let body = json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": [{"type": "text", "text": "hi", "cache_control": {"type": "ephemeral"}}]}]});
-    let decoded = anthropic::decode_request(body.to_string().as_bytes()).unwrap();
-    assert_eq!(Value::Object(decoded.original), body);
 }
 
 #[test]
@@ -196,7 +189,7 @@ fn max_tokens_is_required_as_the_messages_api_requires_it() {
 fn a_count_tokens_request_needs_no_max_tokens() {
     let body = json!({"model": "m", "system": "s", "messages": [{"role": "user", "content": "a"}]});
     let decoded = anthropic::decode_count_tokens_request(body.to_string().as_bytes()).unwrap();
-    assert_eq!((decoded.request.max_tokens, decoded.request.system.len()), (None, 1));
+    assert_eq!((decoded.max_tokens, decoded.system.len()), (None, 1));
     let counted: anthropic::AnthropicCountTokensResponse = serde_json::from_str(r#"{"input_tokens": 14}"#).unwrap();
     assert_eq!(counted.input_tokens, 14);
 }
@@ -293,7 +286,7 @@ fn tool_results_map_to_openai_tool_messages_and_back() {
         {"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "weather", "arguments": "{\"city\":\"Oslo\"}"}}]},
         {"role": "tool", "tool_call_id": "call_1", "content": "-3 C"}
     ]});
-    let req = openai_chat::decode_request(body.to_string().as_bytes()).unwrap().request;
+    let req = openai_chat::decode_request(body.to_string().as_bytes()).unwrap();
     assert_eq!(encode(&req)["messages"][2], json!({"role": "user", "content": [{"type": "tool_result", "tool_use_id": "call_1", "content": "-3 C"}]}));
 }
 
@@ -464,7 +457,7 @@ fn an_openai_client_request_encodes_for_claude() {
         "stream_options": {"include_usage": true},
         "user": "user-42"
     });
-    let req = openai_chat::decode_request(body.to_string().as_bytes()).unwrap().request;
+    let req = openai_chat::decode_request(body.to_string().as_bytes()).unwrap();
     insta::assert_json_snapshot!("openai_client_request_for_claude", encode(&req));
 }
 
@@ -994,6 +987,6 @@ proptest! {
         let wire = anthropic::encode_request(&req, "claude-sonnet-4-5", EncodeOptions::default()).map_err(TestCaseError::fail)?;
         let body = serde_json::to_vec(&wire).map_err(|e| TestCaseError::fail(e.to_string()))?;
         let decoded = anthropic::decode_request(&body).map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
-        prop_assert_eq!(decoded.request, req);
+        prop_assert_eq!(decoded, req);
     }
 }

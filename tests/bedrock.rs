@@ -34,7 +34,7 @@ fn chat(text: &str) -> ChatRequest {
 }
 
 async fn send(upstream: &BedrockUpstream, request: &ChatRequest, model: &str) -> Result<Answer, UpstreamError> {
-    upstream.send(AttemptRequest { request, model, original: None, timeout: Duration::from_secs(10), anthropic_beta: None, anthropic_version: None }).await
+    upstream.send(AttemptRequest { request, model, original: None, anthropic_beta: None, anthropic_version: None }).await
 }
 
 /// A Converse answer body.

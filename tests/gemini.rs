@@ -38,7 +38,7 @@ fn streamed(mut request: ChatRequest) -> ChatRequest {
 }
 
 async fn send(upstream: &GeminiUpstream, request: &ChatRequest) -> Result<Answer, UpstreamError> {
-    upstream.send(AttemptRequest { request, model: MODEL, original: None, timeout: Duration::from_secs(10), anthropic_beta: None, anthropic_version: None }).await
+    upstream.send(AttemptRequest { request, model: MODEL, original: None, anthropic_beta: None, anthropic_version: None }).await
 }
 
 /// A `GenerateContentResponse` with one candidate.

@@ -144,7 +144,7 @@ proptest! {
         let options = EncodeOptions { max_tokens_field: MaxTokensField::MaxCompletionTokens, force_stream_usage: false };
         let wire = encode_request(&req, "route", options).expect("everything generated is expressible");
         let bytes = serde_json::to_vec(&wire).unwrap();
-        let decoded = decode_request(&bytes).expect("the encoded request decodes").request;
+        let decoded = decode_request(&bytes).expect("the encoded request decodes");
         prop_assert_eq!(decoded, req);
     }
 }

@@ -8,9 +8,9 @@ mod common;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(decoded) = anthropic_messages::decode_request(data) {
-        common::encode_everywhere(&decoded.request);
+        common::encode_everywhere(&decoded);
     }
     if let Ok(decoded) = anthropic_messages::decode_count_tokens_request(data) {
-        common::encode_everywhere(&decoded.request);
+        common::encode_everywhere(&decoded);
     }
 });

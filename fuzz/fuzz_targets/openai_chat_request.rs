@@ -6,6 +6,6 @@ mod common;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(decoded) = switchyard::dialects::openai_chat::decode_request(data) {
-        common::encode_everywhere(&decoded.request);
+        common::encode_everywhere(&decoded);
     }
 });

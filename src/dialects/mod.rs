@@ -8,6 +8,7 @@
 pub mod anthropic_messages;
 pub mod bedrock_converse;
 pub mod gemini;
+pub mod json;
 pub mod openai_chat;
 pub mod sse;
 

@@ -18,17 +18,15 @@ use sqlx::migrate::{MigrateError, Migration, MigrationSource, MigrationType, Mig
 /// (version, description, SQL) of one embedded migration file `NNNN_description.sql`.
 type EmbeddedFile = (i64, &'static str, &'static str);
 
-const SQLITE: &[EmbeddedFile] = &[(
-    1,
-    "ledger",
-    include_str!("../../migrations/sqlite/0001_ledger.sql"),
-)];
+const SQLITE: &[EmbeddedFile] = &[
+    (1, "ledger", include_str!("../../migrations/sqlite/0001_ledger.sql")),
+    (2, "drop_unused_indexes", include_str!("../../migrations/sqlite/0002_drop_unused_indexes.sql")),
+];
 
-const POSTGRES: &[EmbeddedFile] = &[(
-    1,
-    "ledger",
-    include_str!("../../migrations/postgres/0001_ledger.sql"),
-)];
+const POSTGRES: &[EmbeddedFile] = &[
+    (1, "ledger", include_str!("../../migrations/postgres/0001_ledger.sql")),
+    (2, "drop_unused_indexes", include_str!("../../migrations/postgres/0002_drop_unused_indexes.sql")),
+];
 
 /// Which directory of migrations to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

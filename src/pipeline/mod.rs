@@ -16,7 +16,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{Map, Value};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
@@ -26,7 +25,8 @@ pub use stream::client_stream;
 use crate::canonical::{ChatRequest, Dialect};
 use crate::config::{Config, ProviderConfig, RouteConfig, StreamRecovery, TargetConfig};
 use crate::error::GatewayError;
-use crate::ledger::{LedgerHandle, Outcome, PriceCatalog};
+use crate::ledger::{AttemptOutcome, LedgerHandle, Outcome, PriceCatalog};
+use crate::telemetry::RouteMetrics;
 use crate::providers::{Answer, AttemptRequest, Completion, ErrorKind, ItemStream, Provider, StreamItem, UpstreamError};
 use crate::routing::{self, AttemptReport, Availability, Health, PlanContext, ShareTracker, Stop};
 
@@ -51,13 +51,15 @@ pub struct Gateway {
     route_slots: BTreeMap<String, Arc<Semaphore>>,
     /// Per target label, for providers with `max_concurrency`.
     target_slots: BTreeMap<String, Arc<Semaphore>>,
+    /// Per route.
+    metrics: BTreeMap<String, Arc<RouteMetrics>>,
 }
 
 /// A decoded request as it leaves the front door.
 pub struct Inbound {
     pub request: ChatRequest,
     /// The client's JSON, for passthrough to an upstream of the same dialect.
-    pub original: Option<Map<String, Value>>,
+    pub original: Option<bytes::Bytes>,
     pub front_door: Dialect,
     pub key_id: String,
     /// The client's `anthropic-beta` header, for Anthropic-dialect upstreams.
@@ -188,7 +190,18 @@ impl Gateway {
                 Some((t.label(), Arc::new(Semaphore::new(limit as usize))))
             })
             .collect();
-        Gateway { config, providers, prices, ledger, shared, route_slots, target_slots }
+        let metrics = config
+            .routes
+            .values()
+            .map(|r| {
+                let labels: Vec<String> = r.targets.iter().map(TargetConfig::label).collect();
+                let outcomes = Outcome::ALL.map(Outcome::as_str);
+                let attempt_outcomes = AttemptOutcome::ALL.map(AttemptOutcome::as_str);
+                let metrics = RouteMetrics::new(&r.name, labels.iter().map(String::as_str), &outcomes, &attempt_outcomes);
+                (r.name.clone(), Arc::new(metrics))
+            })
+            .collect();
+        Gateway { config, providers, prices, ledger, shared, route_slots, target_slots, metrics }
     }
 
     pub fn provider(&self, name: &str) -> Option<&Arc<Provider>> {
@@ -213,7 +226,8 @@ impl Gateway {
         let started = Instant::now();
         let providers: Vec<Option<&ProviderConfig>> = route.targets.iter().map(|t| self.provider_config(t)).collect();
         let billing = providers.iter().map(|p| p.map(|p| (p.kind().to_owned(), p.catalog.clone()))).collect();
-        let mut settlement = Settlement::new(&inbound, &route, billing, self.ledger.clone(), self.prices.clone());
+        let metrics = self.metrics.get(&route.name).cloned().unwrap_or_else(|| Arc::new(RouteMetrics::new(&route.name, [], &[], &[])));
+        let mut settlement = Settlement::new(&inbound, &route, billing, self.ledger.clone(), self.prices.clone(), metrics);
         settlement.hold(route_permit);
 
         let plan = routing::plan(&PlanContext {
@@ -312,7 +326,7 @@ impl Gateway {
         };
         // A route that continues broken streams encodes them itself so it can splice in
         // a continuation; it never forwards upstream bytes verbatim.
-        let original = inbound.original.as_ref().filter(|_| {
+        let original = inbound.original.as_deref().filter(|_| {
             provider.dialect(&target.model) == Some(inbound.front_door)
                 && !(inbound.request.stream && route.stream_recovery == StreamRecovery::Continue)
         });
@@ -320,7 +334,6 @@ impl Gateway {
             request: &inbound.request,
             model: &target.model,
             original,
-            timeout: route.timeouts.attempt,
             anthropic_beta: inbound.anthropic_beta.as_deref(),
             anthropic_version: inbound.anthropic_version.as_deref(),
         };

@@ -17,7 +17,7 @@ use crate::config::{RouteConfig, TargetConfig};
 use crate::ledger::{AttemptOutcome, AttemptRecord, LedgerEntry, LedgerHandle, Outcome, PriceCatalog, RequestRecord};
 use crate::providers::UpstreamError;
 use crate::routing::{AttemptLog, AttemptResult, Health};
-use crate::telemetry;
+use crate::telemetry::RouteMetrics;
 
 pub struct Settlement {
     /// Attempts the failover engine has started, recorded as they begin so that a
@@ -31,8 +31,10 @@ pub struct Settlement {
     prices: Arc<PriceCatalog>,
     request: RequestRecord,
     attempts: Vec<AttemptRecord>,
-    /// Per attempt: the price-catalog provider and model it is billed as.
-    pricing: Vec<(String, String)>,
+    /// Per attempt: its route target's index, and the price-catalog provider and model
+    /// it is billed as.
+    pricing: Vec<(usize, String, String)>,
+    metrics: Arc<RouteMetrics>,
     /// The attempt whose answer the client is getting.
     answering: Option<usize>,
     answer_started: Option<Instant>,
@@ -53,6 +55,7 @@ impl Settlement {
         providers: Vec<Option<(String, String)>>,
         ledger: LedgerHandle,
         prices: Arc<PriceCatalog>,
+        metrics: Arc<RouteMetrics>,
     ) -> Settlement {
         let request = RequestRecord {
             id: uuid::Uuid::now_v7().to_string(),
@@ -74,7 +77,7 @@ impl Settlement {
             attempt_count: 0,
             failover_reason: None,
         };
-        Settlement { pending: Vec::new(), route: route.clone(), providers, ledger, prices, request, attempts: Vec::new(), pricing: Vec::new(), answering: None, answer_started: None, started: Instant::now(), done: false, answered_model: None, permits: Vec::new(), stream_health: None }
+        Settlement { pending: Vec::new(), route: route.clone(), providers, ledger, prices, request, attempts: Vec::new(), pricing: Vec::new(), metrics, answering: None, answer_started: None, started: Instant::now(), done: false, answered_model: None, permits: Vec::new(), stream_health: None }
     }
 
     pub fn request_id(&self) -> &str {
@@ -92,11 +95,11 @@ impl Settlement {
         for log in std::mem::take(&mut self.pending) {
             let Some(target) = route.targets.get(log.target) else { continue };
             let provider = self.providers.get(log.target).cloned().flatten();
-            self.attempt(target, provider, &log);
+            self.attempt(log.target, target, provider, &log);
         }
     }
 
-    fn attempt(&mut self, target: &TargetConfig, provider: Option<(String, String)>, log: &AttemptLog) {
+    fn attempt(&mut self, index: usize, target: &TargetConfig, provider: Option<(String, String)>, log: &AttemptLog) {
         let error = log.error();
         if log.result == AttemptResult::Success {
             self.answering = Some(self.attempts.len());
@@ -106,7 +109,7 @@ impl Settlement {
             self.request.failover_reason = Some(error.kind.as_str().to_owned());
         }
         let (kind, catalog) = provider.unwrap_or_default();
-        self.pricing.push((catalog, target.priced_as.clone().unwrap_or_else(|| target.model.clone())));
+        self.pricing.push((index, catalog, target.priced_as.clone().unwrap_or_else(|| target.model.clone())));
         self.attempts.push(AttemptRecord {
             request_id: self.request.id.clone(),
             index: self.attempts.len() as u32,
@@ -215,7 +218,7 @@ impl Settlement {
             }
         }
         // Each attempt is priced at the rate in force when it started.
-        for (attempt, (catalog, model)) in self.attempts.iter_mut().zip(&self.pricing) {
+        for (attempt, (_, catalog, model)) in self.attempts.iter_mut().zip(&self.pricing) {
             if let Some(price) = self.prices.price_at(catalog, model, attempt.started_at) {
                 attempt.cost_micros = price.cost_micros(&attempt.usage);
                 attempt.priced = true;
@@ -248,14 +251,14 @@ impl Settlement {
     }
 
     fn metrics(&self, latency: Duration) {
-        let route = &self.request.route;
-        telemetry::request_finished(route, self.request.outcome.as_str(), latency);
-        for attempt in &self.attempts {
-            telemetry::attempt_finished(route, &attempt.target, attempt.outcome.as_str(), Duration::from_millis(attempt.latency_ms));
+        self.metrics.request_finished(self.request.outcome.as_str(), latency);
+        for (attempt, (index, ..)) in self.attempts.iter().zip(&self.pricing) {
+            let Some(target) = self.metrics.target(*index) else { continue };
+            target.attempt_finished(attempt.outcome.as_str(), Duration::from_millis(attempt.latency_ms));
             if let Some(ttft) = attempt.ttft_ms {
-                telemetry::time_to_first_token(route, &attempt.target, Duration::from_millis(ttft));
+                target.time_to_first_token(Duration::from_millis(ttft));
             }
-            telemetry::consumption(route, &attempt.target, &attempt.usage, attempt.cost_micros);
+            target.consumption(&attempt.usage, attempt.cost_micros);
         }
     }
 }

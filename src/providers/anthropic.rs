@@ -7,12 +7,12 @@
 
 use http::{HeaderMap, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::{Map, Value};
 
 use super::upstream::{self, Decoded, FrameDecode, SseFraming};
 use super::*;
 use crate::canonical::StreamEvent;
 use crate::dialects::anthropic_messages::{self as anthropic, EncodeOptions, ErrorClass, EventDecoder, Platform, StreamError};
+use crate::dialects::json::RawObject;
 use crate::dialects::sse::SseEvent;
 use super::gemini::GoogleAuth;
 
@@ -96,7 +96,7 @@ impl AnthropicUpstream {
             headers.insert("anthropic-beta", beta);
         }
         let request = self.http.post(url).headers(headers).header("content-type", "application/json").body(body);
-        let response = upstream::send(request, &attempt, |status, headers, body| self.classify(status, headers, body)).await?;
+        let response = upstream::send(request, |status, headers, body| self.classify(status, headers, body)).await?;
         let rate_limit = RateLimitHint::from_headers(response.headers());
         if stream {
             let events = AnthropicEvents { decoder: EventDecoder::new(), provider: self.provider.clone() };
@@ -104,9 +104,13 @@ impl AnthropicUpstream {
             return Ok(Answer::Stream(EventStream { passthrough, rate_limit, items }));
         }
         let bytes = response.bytes().await.map_err(|e| UpstreamError::from_transport(&e))?;
-        let wire: anthropic::AnthropicResponse = serde_json::from_slice(&bytes)
-            .map_err(|e| UpstreamError::new(ErrorKind::Protocol, format!("unreadable answer from {}: {e}", self.provider)))?;
-        let mut response = anthropic::decode_response(wire);
+        let response = if passthrough {
+            anthropic::decode_passthrough_response(&bytes)
+        } else {
+            serde_json::from_slice(&bytes).map(anthropic::decode_response)
+        };
+        let mut response =
+            response.map_err(|e| UpstreamError::new(ErrorKind::Protocol, format!("unreadable answer from {}: {e}", self.provider)))?;
         response.created = chrono::Utc::now().timestamp();
         Ok(Answer::Complete(Completion { response, rate_limit, passthrough: passthrough.then_some(bytes) }))
     }
@@ -115,19 +119,17 @@ impl AnthropicUpstream {
     /// Vertex moves to the URL), otherwise the canonical request encoded afresh.
     fn body(&self, attempt: &AttemptRequest<'_>) -> Result<Vec<u8>, UpstreamError> {
         let encoded = match attempt.original {
-            Some(original) => {
-                let mut body: Map<String, Value> = original.clone();
+            Some(original) => (|| {
+                let mut body = RawObject::parse(original)?;
                 match self.platform.body_version() {
                     Some(version) => {
                         body.remove("model");
-                        body.insert("anthropic_version".to_owned(), Value::String(version.to_owned()));
+                        body.set("anthropic_version", version)?;
                     }
-                    None => {
-                        body.insert("model".to_owned(), Value::String(attempt.model.to_owned()));
-                    }
+                    None => body.set("model", attempt.model)?,
                 }
-                serde_json::to_vec(&body)
-            }
+                Ok(body.to_vec())
+            })(),
             None => {
                 let options = EncodeOptions { platform: self.platform, ..EncodeOptions::default() };
                 let wire = anthropic::encode_request(attempt.request, attempt.model, options).map_err(|feature| {

@@ -189,7 +189,7 @@ impl GeminiUpstream {
         let (auth_name, auth_value) = self.auth.header(&self.provider).await?;
         let request =
             self.http.post(self.url(attempt.model, stream)).header(auth_name, auth_value).header("content-type", "application/json").body(body);
-        let response = upstream::send(request, &attempt, |status, headers, body| self.classify(status, headers, body)).await?;
+        let response = upstream::send(request, |status, headers, body| self.classify(status, headers, body)).await?;
         if stream {
             let events = GeminiEvents { decoder: GeminiStreamDecoder::new(attempt.model), errors: self.error_context() };
             let items = upstream::items(response, SseFraming::default(), events, false, &self.provider);

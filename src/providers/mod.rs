@@ -18,11 +18,9 @@ mod vertex;
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::Stream;
-use serde_json::{Map, Value};
 
 pub use error::{parse_go_duration, parse_retry_after, retry_after_from_headers, ErrorKind, Fault, RateLimitHint, UpstreamError};
 pub use anthropic::AnthropicUpstream;
@@ -52,10 +50,8 @@ pub struct AttemptRequest<'a> {
     pub request: &'a ChatRequest,
     /// The provider's model id (or Azure deployment) for this target.
     pub model: &'a str,
-    /// The client's JSON body, when the client spoke openai-chat, for passthrough.
-    pub original: Option<&'a Map<String, Value>>,
-    /// For non-streamed requests: how long the whole answer may take.
-    pub timeout: Duration,
+    /// The client's JSON body, when the client spoke the upstream's dialect, for passthrough.
+    pub original: Option<&'a [u8]>,
     /// The client's `anthropic-beta` header, passed on to Anthropic-dialect upstreams.
     pub anthropic_beta: Option<&'a str>,
     /// The client's `anthropic-version`, sent instead of the configured one when its

@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 
 use super::*;
 use crate::canonical::ContentPart;
+use crate::dialects::json::RawObject;
 use crate::dialects::openai_chat::{self, ChunkDecoder, EncodeOptions, MaxTokensField};
 use super::upstream::{self, Decoded, FrameDecode, SseFraming};
 use crate::dialects::sse::SseEvent;
@@ -18,6 +19,8 @@ pub struct OpenAiChatUpstream {
     provider: String,
     /// `{model}` is replaced by the target's model (Azure puts the deployment in the path).
     url_template: String,
+    /// The URL, parsed once, when it does not depend on the model.
+    url: Option<reqwest::Url>,
     headers: HeaderMap,
     /// The credential, kept only to scrub it from any upstream text we pass on.
     secret: Option<SecretString>,
@@ -84,6 +87,7 @@ impl OpenAiChatUpstream {
         }
         OpenAiChatUpstream {
             provider: spec.config.name.clone(),
+            url: (!spec.url_template.contains("{model}")).then(|| reqwest::Url::parse(&spec.url_template).ok()).flatten(),
             url_template: spec.url_template,
             headers,
             secret: spec.secret,
@@ -96,9 +100,12 @@ impl OpenAiChatUpstream {
         let stream = attempt.request.stream;
         let passthrough = attempt.original.is_some();
         let body = self.body(&attempt)?;
-        let url = self.url_template.replace("{model}", attempt.model);
-        let request = self.http.post(url).headers(self.headers.clone()).header("content-type", "application/json").body(body);
-        let response = upstream::send(request, &attempt, |status, headers, body| self.classify(status, headers, body)).await?;
+        let request = match &self.url {
+            Some(url) => self.http.post(url.clone()),
+            None => self.http.post(self.url_template.replace("{model}", attempt.model)),
+        };
+        let request = request.headers(self.headers.clone()).header("content-type", "application/json").body(body);
+        let response = upstream::send(request, |status, headers, body| self.classify(status, headers, body)).await?;
         let rate_limit = RateLimitHint::from_headers(response.headers());
         if stream {
             let client_wants_usage = attempt.request.include_usage;
@@ -106,10 +113,12 @@ impl OpenAiChatUpstream {
             return Ok(Answer::Stream(EventStream { passthrough, rate_limit, items }));
         }
         let bytes = response.bytes().await.map_err(|e| UpstreamError::from_transport(&e))?;
-        let wire: openai_chat::OpenAiChatResponse = serde_json::from_slice(&bytes)
-            .map_err(|e| UpstreamError::new(ErrorKind::Protocol, format!("unreadable answer from {}: {e}", self.provider)))?;
-        let response = openai_chat::decode_response(wire)
-            .map_err(|e| UpstreamError::new(ErrorKind::Protocol, format!("unusable answer from {}: {e}", self.provider)))?;
+        let response = if passthrough {
+            openai_chat::decode_passthrough_response(&bytes)
+        } else {
+            serde_json::from_slice(&bytes).map_err(|e| e.to_string()).and_then(openai_chat::decode_response)
+        }
+        .map_err(|e| UpstreamError::new(ErrorKind::Protocol, format!("unusable answer from {}: {e}", self.provider)))?;
         Ok(Answer::Complete(Completion { response, rate_limit, passthrough: passthrough.then_some(bytes) }))
     }
 
@@ -118,17 +127,17 @@ impl OpenAiChatUpstream {
     /// otherwise the canonical request encoded afresh.
     fn body(&self, attempt: &AttemptRequest<'_>) -> Result<Vec<u8>, UpstreamError> {
         let encoded = match attempt.original {
-            Some(original) => {
-                let mut body: Map<String, Value> = original.clone();
-                body.insert("model".to_owned(), Value::String(attempt.model.to_owned()));
+            Some(original) => (|| {
+                let mut body = RawObject::parse(original)?;
+                body.set("model", attempt.model)?;
                 if attempt.request.stream {
-                    let options = body.entry("stream_options").or_insert_with(|| Value::Object(Map::new()));
-                    if let Value::Object(options) = options {
-                        options.insert("include_usage".to_owned(), Value::Bool(true));
-                    }
+                    let mut options: Map<String, Value> =
+                        body.get("stream_options").and_then(|raw| serde_json::from_str(raw.get()).ok()).unwrap_or_default();
+                    options.insert("include_usage".to_owned(), Value::Bool(true));
+                    body.set("stream_options", &options)?;
                 }
-                serde_json::to_vec(&body)
-            }
+                Ok(body.to_vec())
+            })(),
             None => {
                 check_supported(attempt.request, &self.provider)?;
                 let options = EncodeOptions { max_tokens_field: self.max_tokens_field, force_stream_usage: true };

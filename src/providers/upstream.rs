@@ -16,20 +16,17 @@ use futures_util::StreamExt;
 use http::HeaderMap;
 
 use super::bedrock::eventstream::{FrameDecoder, StreamMessage};
-use super::{AttemptRequest, ErrorKind, ItemStream, StreamItem, UpstreamError};
+use super::{ErrorKind, ItemStream, StreamItem, UpstreamError};
 use crate::canonical::StreamEvent;
 use crate::dialects::sse::{SseDecoder, SseEvent};
 
-/// Sends one attempt's request. A non-streamed attempt is bounded by the attempt's
-/// timeout for the whole answer; a stream returns as soon as the upstream accepted it
-/// (headers received). An error status is read whole and handed, with its headers, to
+/// Sends one attempt's request. It returns as soon as the upstream accepted it (headers
+/// received); the pipeline bounds the whole attempt, body included, with one timer. An error status is read whole and handed, with its headers, to
 /// the adapter's `classify`: only the adapter knows what its upstream's errors mean.
 pub(super) async fn send(
     request: reqwest::RequestBuilder,
-    attempt: &AttemptRequest<'_>,
     classify: impl FnOnce(u16, &HeaderMap, &[u8]) -> UpstreamError,
 ) -> Result<reqwest::Response, UpstreamError> {
-    let request = if attempt.request.stream { request } else { request.timeout(attempt.timeout) };
     let response = request.send().await.map_err(|e| UpstreamError::from_transport(&e))?;
     let status = response.status();
     if status.is_success() {

@@ -29,8 +29,8 @@ pub use encode::{
     DEFAULT_MAX_TOKENS, VERTEX_ANTHROPIC_VERSION,
 };
 pub use error::{classify, error_body, error_type, parse_error_body, status_for_error_type, ErrorClass, UpstreamErrorBody};
-pub use request::{decode_count_tokens_request, decode_request, DecodedRequest, RESPONSE_FORMAT_NAME};
-pub use response::{decode_response, encode_response, new_message_id, stop_reason, stop_reason_name, usage_from_wire, usage_to_wire};
+pub use request::{decode_count_tokens_request, decode_request, RESPONSE_FORMAT_NAME};
+pub use response::{decode_passthrough_response, decode_response, encode_response, new_message_id, stop_reason, stop_reason_name, usage_from_wire, usage_to_wire};
 pub use stream::{EventDecoder, StreamError};
 pub use stream_encoder::EventEncoder;
 pub use wire::*;

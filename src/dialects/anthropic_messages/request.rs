@@ -6,12 +6,12 @@
 //! than the format, server tools) go to `extra`, which only an Anthropic-dialect
 //! upstream receives back ([`super::encode_request`] takes them out again).
 
-use serde::de::DeserializeOwned;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::content::parts_from_content;
 use super::wire::*;
 use crate::canonical::*;
+use crate::dialects::json::{missing_field, parse_request};
 
 /// The `name` given to a structured-output schema, which Anthropic does not name.
 pub const RESPONSE_FORMAT_NAME: &str = "response";
@@ -19,25 +19,16 @@ pub const RESPONSE_FORMAT_NAME: &str = "response";
 /// The smallest thinking budget the API accepts (`thinking.budget_tokens`).
 const MIN_THINKING_BUDGET: u32 = 1024;
 
-/// A decoded front-door request: the canonical form, plus the JSON exactly as the client
-/// sent it so an Anthropic-dialect upstream can receive it unchanged.
-#[derive(Debug, Clone)]
-pub struct DecodedRequest {
-    pub request: ChatRequest,
-    pub original: Map<String, Value>,
-}
-
 /// Decodes a `POST /v1/messages` body. Syntax errors name the line and column; shape
 /// errors name the field (`messages[1].content[0]`).
-pub fn decode_request(body: &[u8]) -> Result<DecodedRequest, ApiError> {
-    let (wire, original) = parse::<AnthropicRequest>(body)?;
-    let request = to_canonical(wire, true)?;
-    Ok(DecodedRequest { request, original })
+pub fn decode_request(body: &[u8]) -> Result<ChatRequest, ApiError> {
+    let wire: AnthropicRequest = parse_request(body)?;
+    to_canonical(wire, true)
 }
 
 /// Decodes a `POST /v1/messages/count_tokens` body: the same prompt, no `max_tokens`.
-pub fn decode_count_tokens_request(body: &[u8]) -> Result<DecodedRequest, ApiError> {
-    let (wire, original) = parse::<AnthropicCountTokensRequest>(body)?;
+pub fn decode_count_tokens_request(body: &[u8]) -> Result<ChatRequest, ApiError> {
+    let wire: AnthropicCountTokensRequest = parse_request(body)?;
     let full = AnthropicRequest {
         model: wire.model,
         anthropic_version: wire.anthropic_version,
@@ -50,42 +41,7 @@ pub fn decode_count_tokens_request(body: &[u8]) -> Result<DecodedRequest, ApiErr
         extra: wire.extra,
         ..AnthropicRequest::default()
     };
-    let request = to_canonical(full, false)?;
-    Ok(DecodedRequest { request, original })
-}
-
-fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<(T, Map<String, Value>), ApiError> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| {
-        ApiError::new(400, ErrorCategory::InvalidRequest, format!("The request body is not valid JSON: {e}")).with_code("invalid_json")
-    })?;
-    let Value::Object(original) = value else {
-        return Err(ApiError::new(400, ErrorCategory::InvalidRequest, "The request body must be a JSON object."));
-    };
-    let value = Value::Object(original);
-    let wire: T = serde_path_to_error::deserialize(&value).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner().to_string();
-        let param = (path != ".").then_some(path).or_else(|| missing_field(&inner));
-        let message = match &param {
-            Some(path) => format!("Invalid value for '{path}': {inner}"),
-            None => format!("Invalid request: {inner}"),
-        };
-        let err = ApiError::new(400, ErrorCategory::InvalidRequest, message).with_code("invalid_request");
-        match param {
-            Some(param) => err.with_param(param),
-            None => err,
-        }
-    })?;
-    let Value::Object(original) = value else {
-        return Err(ApiError::new(400, ErrorCategory::InvalidRequest, "The request body must be a JSON object."));
-    };
-    Ok((wire, original))
-}
-
-/// `missing field `messages`` → `messages`, so the error's `param` names it.
-fn missing_field(message: &str) -> Option<String> {
-    let rest = message.strip_prefix("missing field `")?;
-    Some(rest[..rest.find('`')?].to_owned())
+    to_canonical(full, false)
 }
 
 fn invalid(param: impl Into<String>, message: impl Into<String>) -> ApiError {

@@ -6,6 +6,34 @@ use super::wire::AnthropicBlock;
 use super::wire_response::*;
 use crate::canonical::*;
 
+/// Reads from an answer that is passed through unchanged only who answered and what it
+/// consumed; the content is checked to be JSON and skipped without being built.
+pub fn decode_passthrough_response(body: &[u8]) -> Result<ChatResponse, serde_json::Error> {
+    #[derive(serde::Deserialize)]
+    struct Summary {
+        id: String,
+        model: String,
+        #[allow(dead_code)]
+        content: serde::de::IgnoredAny,
+        #[serde(default)]
+        stop_reason: Option<String>,
+        #[serde(default)]
+        stop_sequence: Option<String>,
+        #[serde(default)]
+        usage: AnthropicUsage,
+    }
+    let summary: Summary = serde_json::from_slice(body)?;
+    Ok(ChatResponse {
+        id: summary.id,
+        model: summary.model,
+        content: Vec::new(),
+        stop_reason: summary.stop_reason.as_deref().map(stop_reason),
+        stop_sequence: summary.stop_sequence,
+        usage: usage_from_wire(&summary.usage),
+        created: 0,
+    })
+}
+
 /// Converts an upstream's answer. Blocks the canonical model cannot hold (server-tool
 /// calls and results) are left out: their outcome reaches the answer as text.
 ///

@@ -12,6 +12,6 @@ mod wire;
 
 pub use error::{error_body, parse_error_body, UpstreamErrorBody};
 pub use request::{decode_request, encode_request, EncodeOptions, MaxTokensField};
-pub use response::{decode_response, encode_response, finish_reason, stop_reason};
+pub use response::{decode_passthrough_response, decode_response, encode_response, finish_reason, stop_reason};
 pub use stream::{ChunkDecoder, ChunkEncoder};
 pub use wire::*;

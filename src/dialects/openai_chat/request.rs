@@ -5,50 +5,11 @@ use serde_json::{Map, Value};
 use super::wire::*;
 use crate::canonical::*;
 
-/// A decoded front-door request: the canonical form, plus the JSON exactly as the client
-/// sent it so a same-dialect upstream can receive it unchanged.
-#[derive(Debug, Clone)]
-pub struct DecodedRequest {
-    pub request: ChatRequest,
-    pub original: Map<String, Value>,
-}
-
 /// Decodes a request body. Syntax errors name the line and column; shape errors name the
 /// field (`messages[1].content`), so a client can fix its request from the message alone.
-pub fn decode_request(body: &[u8]) -> Result<DecodedRequest, ApiError> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| {
-        ApiError::new(400, ErrorCategory::InvalidRequest, format!("The request body is not valid JSON: {e}"))
-            .with_code("invalid_json")
-    })?;
-    let Value::Object(original) = value else {
-        return Err(ApiError::new(400, ErrorCategory::InvalidRequest, "The request body must be a JSON object."));
-    };
-    let value = Value::Object(original);
-    let wire: OpenAiChatRequest = serde_path_to_error::deserialize(&value).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner().to_string();
-        let param = if path == "." { None } else { Some(path.clone()) };
-        let message = match &param {
-            Some(path) => format!("Invalid value for '{path}': {inner}"),
-            None => format!("Invalid request: {inner}"),
-        };
-        let mut err = ApiError::new(400, ErrorCategory::InvalidRequest, message).with_code("invalid_request");
-        if let Some(param) = param.or_else(|| missing_field(&inner)) {
-            err = err.with_param(param);
-        }
-        err
-    })?;
-    let request = ChatRequest::try_from(wire)?;
-    let Value::Object(original) = value else {
-        return Err(ApiError::new(400, ErrorCategory::InvalidRequest, "The request body must be a JSON object."));
-    };
-    Ok(DecodedRequest { request, original })
-}
-
-/// `missing field `messages`` → `messages`, so the error's `param` names it.
-fn missing_field(message: &str) -> Option<String> {
-    let rest = message.strip_prefix("missing field `")?;
-    Some(rest[..rest.find('`')?].to_owned())
+pub fn decode_request(body: &[u8]) -> Result<ChatRequest, ApiError> {
+    let wire: OpenAiChatRequest = crate::dialects::json::parse_request(body)?;
+    ChatRequest::try_from(wire)
 }
 
 fn invalid(param: impl Into<String>, message: impl Into<String>) -> ApiError {

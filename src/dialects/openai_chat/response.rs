@@ -3,6 +3,36 @@
 use super::wire::*;
 use crate::canonical::*;
 
+/// Reads from an answer that is passed through unchanged only what the gateway itself
+/// needs: who answered and what it consumed. The rest is checked to be JSON and skipped
+/// without being built, so passthrough costs little more than the bytes it copies.
+pub fn decode_passthrough_response(body: &[u8]) -> Result<ChatResponse, String> {
+    #[derive(serde::Deserialize)]
+    struct Summary {
+        #[serde(default)]
+        id: String,
+        model: String,
+        #[serde(default)]
+        created: i64,
+        choices: Vec<serde::de::IgnoredAny>,
+        #[serde(default)]
+        usage: Option<OpenAiUsage>,
+    }
+    let summary: Summary = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    if summary.choices.is_empty() {
+        return Err("the answer has no choices".to_owned());
+    }
+    Ok(ChatResponse {
+        id: summary.id,
+        model: summary.model,
+        content: Vec::new(),
+        stop_reason: None,
+        stop_sequence: None,
+        usage: summary.usage.map(usage_from_wire).unwrap_or_default(),
+        created: summary.created,
+    })
+}
+
 /// Converts an upstream's answer. Only the first choice is read: the canonical answer
 /// has one (a client asking for `n > 1` is served by passthrough, which keeps them all).
 pub fn decode_response(wire: OpenAiChatResponse) -> Result<ChatResponse, String> {

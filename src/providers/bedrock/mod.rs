@@ -76,7 +76,7 @@ impl BedrockUpstream {
         let body = serde_json::to_vec(&wire).map_err(|e| UpstreamError::new(ErrorKind::Protocol, format!("could not encode the request: {e}")))?;
         let url = self.url(attempt.model, stream)?;
         let request = self.signed_request(&url, body).await?;
-        let response = upstream::send(request, &attempt, |status, headers, body| self.classify(status, headers, body)).await?;
+        let response = upstream::send(request, |status, headers, body| self.classify(status, headers, body)).await?;
         let id = response.headers().get("x-amzn-requestid").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
         if stream {
             let events = ConverseEvents { decoder: ConverseStreamDecoder::new(id, attempt.model), provider: self.provider.clone() };

@@ -1,0 +1,201 @@
+//! JSON handling shared by the JSON dialects: reading a front-door body into its wire
+//! type with errors a client can act on, and rewriting a passed-through body.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{DeserializeOwned, Deserializer, MapAccess, Visitor};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::canonical::{ApiError, ErrorCategory};
+
+/// Reads a request body straight into its wire type `T`. Syntax errors name the line
+/// and column; shape errors name the field (`messages[1].content`), so a client can fix
+/// its request from the message alone.
+pub fn parse_request<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let not_json = |e: &dyn fmt::Display| {
+        ApiError::new(400, ErrorCategory::InvalidRequest, format!("The request body is not valid JSON: {e}")).with_code("invalid_json")
+    };
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        // Say "not JSON" only when it is not; valid JSON of another type is not an object.
+        return Err(match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+            Err(e) => not_json(&e),
+            Ok(_) => ApiError::new(400, ErrorCategory::InvalidRequest, "The request body must be a JSON object."),
+        });
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let wire = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+        if e.inner().is_syntax() || e.inner().is_eof() {
+            return not_json(e.inner());
+        }
+        let path = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        let param = (path != ".").then_some(path).or_else(|| missing_field(&inner));
+        let message = match &param {
+            Some(path) => format!("Invalid value for '{path}': {inner}"),
+            None => format!("Invalid request: {inner}"),
+        };
+        let err = ApiError::new(400, ErrorCategory::InvalidRequest, message).with_code("invalid_request");
+        match param {
+            Some(param) => err.with_param(param),
+            None => err,
+        }
+    })?;
+    deserializer.end().map_err(|e| not_json(&e))?;
+    Ok(wire)
+}
+
+/// `missing field `messages`` → `messages`, so the error's `param` names it.
+pub(crate) fn missing_field(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("missing field `")?;
+    Some(rest[..rest.find('`')?].to_owned())
+}
+
+/// A JSON object read one level deep: its members in the client's order, each value
+/// kept as the exact text the client sent. A passthrough upstream gets the client's body
+/// with a few members changed and every other byte as it was, without the cost of
+/// building and re-serialising a tree of the whole request.
+#[derive(Debug)]
+pub struct RawObject<'a> {
+    members: Vec<(Cow<'a, str>, Cow<'a, RawValue>)>,
+}
+
+impl<'a> RawObject<'a> {
+    pub fn parse(json: &'a [u8]) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice(json)
+    }
+
+    /// The member's value as sent, if present.
+    pub fn get(&self, key: &str) -> Option<&RawValue> {
+        self.members.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_ref())
+    }
+
+    /// Replaces the member's value where it stands, or appends the member.
+    pub fn set(&mut self, key: &str, value: &(impl Serialize + ?Sized)) -> Result<(), serde_json::Error> {
+        let value = Cow::Owned(serde_json::value::to_raw_value(value)?);
+        match self.members.iter_mut().find(|(k, _)| k == key) {
+            Some((_, existing)) => *existing = value,
+            None => self.members.push((Cow::Owned(key.to_owned()), value)),
+        }
+        Ok(())
+    }
+
+    pub fn remove(&mut self, key: &str) {
+        self.members.retain(|(k, _)| k != key);
+    }
+
+    pub fn to_vec(&self) -> Vec<u8> {
+        let size = self.members.iter().map(|(k, v)| k.len() + v.get().len() + 4).sum::<usize>() + 2;
+        let mut out = Vec::with_capacity(size);
+        out.push(b'{');
+        for (i, (key, value)) in self.members.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            // Writing a `str` into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut out, key.as_ref());
+            out.push(b':');
+            out.extend_from_slice(value.get().as_bytes());
+        }
+        out.push(b'}');
+        out
+    }
+}
+
+impl<'de> Deserialize<'de> for RawObject<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Members;
+
+        impl<'de> Visitor<'de> for Members {
+            type Value = RawObject<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut members = Vec::with_capacity(map.size_hint().unwrap_or(8));
+                while let Some((Key(key), value)) = map.next_entry::<Key<'de>, &'de RawValue>()? {
+                    members.push((key, Cow::Borrowed(value)));
+                }
+                Ok(RawObject { members })
+            }
+        }
+
+        deserializer.deserialize_map(Members)
+    }
+}
+
+/// An object key, borrowed from the input unless it had escapes to undo.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+
+            fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+        }
+
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    #[test]
+    fn a_rewritten_object_keeps_every_other_member_byte_for_byte_and_in_order() {
+        let body = br#"{ "model" : "route",  "messages":[{"role":"user","content":"h\u00e9"}], "x_beta": {"a": 1.50} }"#;
+        let mut object = RawObject::parse(body).unwrap();
+        object.set("model", &"gpt-4.1").unwrap();
+        object.set("stream_options", &json!({"include_usage": true})).unwrap();
+        let out = String::from_utf8(object.to_vec()).unwrap();
+        assert_eq!(
+            out,
+            r#"{"model":"gpt-4.1","messages":[{"role":"user","content":"h\u00e9"}],"x_beta":{"a": 1.50},"stream_options":{"include_usage":true}}"#
+        );
+    }
+
+    #[test]
+    fn removing_a_member_and_escaped_keys_survive_a_rewrite() {
+        let body = br#"{"mo\"del":"a","model":"b","n":1}"#;
+        let mut object = RawObject::parse(body).unwrap();
+        object.remove("model");
+        let out: Value = serde_json::from_slice(&object.to_vec()).unwrap();
+        assert_eq!(out, json!({"mo\"del": "a", "n": 1}));
+        assert_eq!(object.get("n").map(RawValue::get), Some("1"));
+    }
+
+    #[test]
+    fn a_body_that_is_not_an_object_is_refused_as_such() {
+        #[derive(Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct Wire {
+            model: String,
+        }
+        let err = parse_request::<Wire>(b"[1, 2]").unwrap_err();
+        assert_eq!(err.message, "The request body must be a JSON object.");
+        let err = parse_request::<Wire>(b"{\"model\": \"a\"} trailing").unwrap_err();
+        assert!(err.message.starts_with("The request body is not valid JSON: trailing characters at line 1 column 16"), "{}", err.message);
+        let err = parse_request::<Wire>(b"{\"model\": 5}").unwrap_err();
+        assert_eq!(err.param.as_deref(), Some("model"));
+        let err = parse_request::<Wire>(b"{}").unwrap_err();
+        assert_eq!(err.param.as_deref(), Some("model"));
+    }
+}
