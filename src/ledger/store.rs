@@ -31,6 +31,24 @@ const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// SQLite's 32,766 and PostgreSQL's 65,535 limits whatever the writer's batch size.
 const ROWS_PER_STATEMENT: usize = 256;
 
+/// Cuts `rows` into INSERT statements of a few fixed sizes: full statements of
+/// [`ROWS_PER_STATEMENT`] rows, then the rest in powers of two (100 = 64 + 32 + 4).
+/// With so few distinct statements, every one can stay prepared on the connection:
+/// the batch pays for binding, not for parsing and planning a statement of a new shape,
+/// and the cache of prepared statements cannot grow without bound.
+fn statement_chunks<T>(rows: &[T]) -> impl Iterator<Item = &[T]> {
+    let mut rest = rows;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let size = if rest.len() >= ROWS_PER_STATEMENT { ROWS_PER_STATEMENT } else { 1 << rest.len().ilog2() };
+        let (chunk, tail) = rest.split_at(size);
+        rest = tail;
+        Some(chunk)
+    })
+}
+
 /// A failure to reach, migrate, write or read the ledger database.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -145,7 +163,7 @@ impl LedgerStore {
             .collect();
         on_backend!(&self.backend, |pool| {
             let mut tx = pool.begin().await?;
-            for chunk in requests.chunks(ROWS_PER_STATEMENT) {
+            for chunk in statement_chunks(&requests) {
                 let mut insert = QueryBuilder::new(REQUEST_INSERT);
                 insert.push_values(chunk, |mut row, r| {
                     row.push_bind(r.id)
@@ -173,9 +191,9 @@ impl LedgerStore {
                         .push_bind(r.failover_reason);
                 });
                 insert.push(" ON CONFLICT (id) DO NOTHING");
-                insert.build().persistent(false).execute(&mut *tx).await?;
+                insert.build().execute(&mut *tx).await?;
             }
-            for chunk in attempts.chunks(ROWS_PER_STATEMENT) {
+            for chunk in statement_chunks(&attempts) {
                 let mut insert = QueryBuilder::new(ATTEMPT_INSERT);
                 insert.push_values(chunk, |mut row, a| {
                     row.push_bind(a.request_id)
@@ -201,7 +219,7 @@ impl LedgerStore {
                         .push_bind(a.retry_after_ms);
                 });
                 insert.push(" ON CONFLICT (request_id, attempt_index) DO NOTHING");
-                insert.build().persistent(false).execute(&mut *tx).await?;
+                insert.build().execute(&mut *tx).await?;
             }
             tx.commit().await?;
         });
@@ -327,3 +345,24 @@ const ATTEMPT_INSERT: &str = "INSERT INTO ledger_attempts (request_id, attempt_i
     provider, provider_kind, model, started_at_ms, latency_ms, ttft_ms, input_tokens, \
     output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, cost_micros, priced, \
     outcome, error_kind, status, retry_after_ms) ";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_is_cut_into_statements_of_few_distinct_sizes_keeping_every_row_once() {
+        for n in [0, 1, 2, 3, 100, 255, 256, 257, 1000] {
+            let rows: Vec<usize> = (0..n).collect();
+            let chunks: Vec<&[usize]> = statement_chunks(&rows).collect();
+            assert_eq!(chunks.concat(), rows, "{n} rows");
+            assert!(
+                chunks.iter().all(|c| c.len() == ROWS_PER_STATEMENT || c.len().is_power_of_two()),
+                "{n} rows: sizes {:?}",
+                chunks.iter().map(|c| c.len()).collect::<Vec<_>>()
+            );
+        }
+        let sizes: Vec<usize> = statement_chunks(&[0; 100]).map(<[i32]>::len).collect();
+        assert_eq!(sizes, [64, 32, 4]);
+    }
+}
