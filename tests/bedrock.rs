@@ -944,8 +944,10 @@ mod round_trip {
         )
     }
 
-    fn eighths() -> impl Strategy<Value = Option<f64>> {
-        prop::option::of((0u32..16).prop_map(|k| f64::from(k) / 8.0))
+    /// Multiples of 1/8 from 0 to `max` eighths, each exact in binary: within the
+    /// dialect's documented range for the field when `max` says so.
+    fn eighths(max: u32) -> impl Strategy<Value = Option<f64>> {
+        prop::option::of((0..=max).prop_map(|k| f64::from(k) / 8.0))
     }
 
     prop_compose! {
@@ -954,8 +956,8 @@ mod round_trip {
             messages in conversation(),
             tools in tools(),
             choice in 0usize..4,
-            temperature in eighths(),
-            top_p in eighths(),
+            temperature in eighths(8),
+            top_p in eighths(8),
             max_tokens in prop::option::of(1u32..100_000),
             stop in prop::collection::vec(text(), 0..3),
             schema in prop::option::of(("[a-z_]{1,10}", json_object(), prop::option::of(text()))),

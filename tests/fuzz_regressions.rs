@@ -74,7 +74,7 @@ fn top_p_above_one_is_not_sent_to_anthropic() {
     assert!(result.is_ok(), "encoded for Anthropic as {} which is refused: {result:?}", String::from_utf8_lossy(&body));
 }
 
-// ---- Still open (second round of SWITCHYARD_FUZZ_ROUNDTRIP=1, after the fixes above).
+// ---- Second round of SWITCHYARD_FUZZ_ROUNDTRIP=1, after the fixes above.
 
 /// What a request of `dialect` becomes when decoded again after encoding: `Ok` when the
 /// encoder refused it (routing skips the target) or the decoder accepts it.
@@ -108,9 +108,9 @@ fn reencoded_is_accepted(request: &switchyard::canonical::ChatRequest, dialect: 
 /// An OpenAI conversation of system instructions only is encoded for Gemini as
 /// `"contents": []` (the Converse encoder now refuses it; the Gemini one does not).
 /// Found by `openai_chat_request`.
-/// Where: `dialects::gemini::encode_request` (src/dialects/gemini/request.rs).
+/// Fixed in `dialects::gemini::encode_request` (src/dialects/gemini/request.rs), which
+/// refuses a conversation left without turns, as the Converse encoder does.
 #[test]
-#[ignore = "open fuzz finding: gemini::encode_request writes empty contents for a system-only request"]
 fn system_only_openai_request_is_not_sent_to_gemini_as_empty_contents() {
     let decoded = openai_chat::decode_request(br#"{"model": "chat", "messages": [{"role": "system", "content": "Hi"}]}"#).unwrap();
     reencoded_is_accepted(&decoded, "gemini").unwrap();
@@ -121,10 +121,10 @@ fn system_only_openai_request_is_not_sent_to_gemini_as_empty_contents() {
 /// empty, the Converse and Gemini encoders drop it and write `"messages": []` /
 /// `"contents": []`. Found by `openai_chat_request`
 /// (`{"role": "assistant", "convent": [...]}`: the misspelt field is ignored).
-/// Where: `dialects::openai_chat::decode_request` (src/dialects/openai_chat/request.rs),
-/// or the encoders, which could refuse a conversation left empty.
+/// Fixed in `dialects::openai_chat::decode_request` (src/dialects/openai_chat/request.rs),
+/// which now refuses it as OpenAI does, and in both encoders, which refuse a conversation
+/// left empty.
 #[test]
-#[ignore = "open fuzz finding: an empty OpenAI assistant message becomes an empty conversation"]
 fn empty_openai_assistant_message_is_not_sent_as_an_empty_conversation() {
     let Ok(decoded) = openai_chat::decode_request(br#"{"model": "chat", "messages": [{"role": "assistant"}]}"#) else {
         return; // refusing it at the front door is one fix
@@ -136,10 +136,9 @@ fn empty_openai_assistant_message_is_not_sent_as_an_empty_conversation() {
 /// A Gemini part with no data (`{}`, or only fields the decoder does not know) is
 /// accepted; the turn is then empty and is encoded as `"contents": []`, which the same
 /// decoder refuses. Found by `gemini_request` (`{"text'": ...}`).
-/// Where: `dialects::gemini::decode_request` (src/dialects/gemini/request.rs); the Gemini
-/// API refuses a part with no data.
+/// Fixed in `dialects::gemini::decode_request` (src/dialects/gemini/request.rs), which
+/// refuses a part with no data, as the Gemini API does.
 #[test]
-#[ignore = "open fuzz finding: gemini::decode_request accepts a part with no data"]
 fn gemini_part_without_data_survives_a_round_trip() {
     let wire: gemini::GeminiRequest = serde_json::from_str(r#"{"contents": [{"role": "user", "parts": [{}]}]}"#).unwrap();
     let Ok(request) = gemini::decode_request(wire, "gemini-2.5-flash", false) else {
@@ -151,11 +150,10 @@ fn gemini_part_without_data_survives_a_round_trip() {
 /// `topP` above 1 (and `temperature` above 2) pass the Gemini and Converse decoders and
 /// reach OpenAI and Anthropic upstreams, which refuse them; the OpenAI front door now
 /// refuses them. Found by `gemini_request` (`"topP": 3.0`) and `bedrock_converse_request`
-/// (`"topP": 1.9`). Where: `dialects::gemini::decode_request` and
-/// `dialects::bedrock_converse::decode_request` (Gemini documents topP 0..1 and
-/// temperature 0..2; Converse topP 0..1 and temperature 0..1).
+/// (`"topP": 1.9`). Fixed in `dialects::gemini::decode_request` and
+/// `dialects::bedrock_converse::decode_request`, which enforce the documented ranges
+/// (Gemini: topP 0..1, temperature 0..2; Converse: topP 0..1, temperature 0..1).
 #[test]
-#[ignore = "open fuzz finding: Gemini and Converse decoders accept top_p > 1"]
 fn gemini_and_converse_top_p_above_one_is_not_sent_to_openai() {
     let wire: gemini::GeminiRequest =
         serde_json::from_str(r#"{"contents": [{"role": "user", "parts": [{"text": "hi"}]}], "generationConfig": {"topP": 3.0}}"#).unwrap();

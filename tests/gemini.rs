@@ -560,8 +560,10 @@ mod round_trip {
         "[A-Za-z0-9+/]{4,16}".prop_map(|s| format!("{s}=="))
     }
 
-    fn eighths() -> impl Strategy<Value = Option<f64>> {
-        prop::option::of((0u32..16).prop_map(|k| f64::from(k) / 8.0))
+    /// Multiples of 1/8 from 0 to `max` eighths, each exact in binary: within the
+    /// dialect's documented range for the field when `max` says so.
+    fn eighths(max: u32) -> impl Strategy<Value = Option<f64>> {
+        prop::option::of((0..=max).prop_map(|k| f64::from(k) / 8.0))
     }
 
     /// A URL image is a stem here; [`localize`] makes it a URL the surface takes.
@@ -702,7 +704,7 @@ mod round_trip {
             messages in conversation(),
             tools in tools(),
             choice in 0usize..5,
-            sampling in (eighths(), eighths(), prop::option::of(1u32..100), prop::option::of(any::<i32>()), eighths(), eighths()),
+            sampling in (eighths(16), eighths(8), prop::option::of(1u32..100), prop::option::of(any::<i32>()), eighths(15), eighths(15)),
             max_tokens in prop::option::of(1u32..100_000),
             stop in prop::collection::vec(text(), 0..3),
             format in prop::option::of(prop_oneof![Just(None), json_object().prop_map(Some)]),

@@ -18,10 +18,6 @@ const ADDITIONAL_FIELDS: &str = "additionalModelRequestFields";
 /// Encodes a canonical request for a Converse upstream. Fails with a message naming
 /// the feature when the request holds something Converse cannot carry.
 pub fn encode_request(req: &ChatRequest) -> Result<ConverseRequest, String> {
-    // Converse needs at least one turn; a system-only conversation has none.
-    if req.messages.iter().all(|m| m.role == crate::canonical::Role::System) {
-        return Err("a conversation with only system instructions (Converse needs a user turn)".to_owned());
-    }
     if req.n.is_some_and(|n| n > 1) {
         return Err("n > 1 (Converse returns one answer per call)".to_owned());
     }
@@ -69,6 +65,11 @@ pub fn encode_request(req: &ChatRequest) -> Result<ConverseRequest, String> {
             Some(last) if last.role == role => last.content.extend(blocks),
             _ => messages.push(ConverseMessage { role, content: blocks }),
         }
+    }
+    // Converse needs at least one turn; a conversation of system instructions (or of
+    // empty turns) has none.
+    if messages.is_empty() {
+        return Err("a conversation without a user or assistant turn (Converse needs one)".to_owned());
     }
     let (additional_model_request_fields, extra) = split_extra(req);
     let inference_config = (req.max_tokens.is_some() || req.sampling.temperature.is_some() || req.sampling.top_p.is_some() || !req.stop.is_empty())
@@ -380,6 +381,14 @@ pub fn decode_request(wire: ConverseRequest, model: &str, stream: bool) -> Resul
         }
     };
     let inference = wire.inference_config.unwrap_or_default();
+    // Converse's documented ranges; a value outside them must not reach a vendor that
+    // would clamp or refuse it differently.
+    if let Some(t) = inference.temperature.filter(|t| !(0.0..=1.0).contains(t)) {
+        return Err(invalid("inferenceConfig.temperature", format!("'temperature' must be between 0 and 1; got {t}.")));
+    }
+    if let Some(p) = inference.top_p.filter(|p| !(0.0..=1.0).contains(p)) {
+        return Err(invalid("inferenceConfig.topP", format!("'topP' must be between 0 and 1; got {p}.")));
+    }
     let mut extra = wire.extra;
     if let Some(fields) = wire.additional_model_request_fields {
         extra.insert(ADDITIONAL_FIELDS.to_owned(), Value::Object(fields));

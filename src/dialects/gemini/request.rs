@@ -75,6 +75,11 @@ pub fn encode_request(req: &ChatRequest, options: EncodeOptions) -> Result<Gemin
             _ => contents.push(GeminiContent { role: Some(role.to_owned()), parts }),
         }
     }
+    // Gemini needs at least one turn; a conversation of system instructions (or of
+    // empty turns) has none.
+    if contents.is_empty() {
+        return Err("a conversation without a user or model turn (Gemini needs one)".to_owned());
+    }
     let extras = Extras::split(req);
     let mut tools: Vec<GeminiTool> = Vec::new();
     if !req.tools.is_empty() {
@@ -382,6 +387,14 @@ pub fn decode_request(wire: GeminiRequest, model: &str, stream: bool) -> Result<
         }
     };
     let config = wire.generation_config.unwrap_or_default();
+    // Gemini's documented ranges; a value outside them must not reach a vendor that
+    // would clamp or refuse it differently.
+    if let Some(t) = config.temperature.filter(|t| !(0.0..=2.0).contains(t)) {
+        return Err(invalid("generationConfig.temperature", format!("'temperature' must be between 0 and 2; got {t}.")));
+    }
+    if let Some(p) = config.top_p.filter(|p| !(0.0..=1.0).contains(p)) {
+        return Err(invalid("generationConfig.topP", format!("'topP' must be between 0 and 1; got {p}.")));
+    }
     let response_format = response_format_from_wire(&config)?;
     if !config.extra.is_empty() {
         extra.insert(GENERATION_CONFIG.to_owned(), Value::Object(config.extra));
@@ -507,6 +520,7 @@ impl History {
             out.push(ContentPart::Thinking { text: part.text.unwrap_or_default(), signature });
             return Ok(());
         }
+        let signed = signature.is_some();
         if let Some(signature) = signature {
             out.push(ContentPart::Thinking { text: String::new(), signature: Some(signature) });
         }
@@ -527,6 +541,9 @@ impl History {
             out.push(self.result(param, response)?);
         } else if let Some(kind) = part.extra.keys().next() {
             return Err(invalid(param, format!("Parts of kind '{kind}' are not supported by the gateway.")));
+        } else if !signed {
+            // The Gemini API refuses a part with no data as well.
+            return Err(invalid(param, "A part must hold one of text, inlineData, fileData, functionCall or functionResponse."));
         }
         Ok(())
     }

@@ -111,6 +111,10 @@ fn message_from_wire(i: usize, message: OpenAiMessage) -> Result<Message, ApiErr
             Message { role: Role::User, content: content_from_wire(&param("content"), content)?, name }
         }
         OpenAiMessage::Assistant { content, name, tool_calls, refusal, reasoning_content } => {
+            // OpenAI's rule: content is required unless the message makes tool calls.
+            if content.is_none() && tool_calls.is_none() && refusal.is_none() {
+                return Err(invalid(param("content"), "An assistant message needs 'content' or 'tool_calls'."));
+            }
             let mut parts = Vec::new();
             if let Some(reasoning) = reasoning_content.filter(|r| !r.is_empty()) {
                 parts.push(ContentPart::Thinking { text: reasoning, signature: None });
