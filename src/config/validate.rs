@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use super::raw::{RawBreaker, RawConfig, RawPrice, RawProvider, RawRoute, RawSim, RawTopology};
 use super::secret::{interpolate, secret, EnvLookup};
 use super::*;
-use crate::ledger::PriceRow;
+use crate::ledger::{PriceRow, DEFAULT_BATCH_SIZE};
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 const DEFAULT_MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
@@ -110,7 +110,7 @@ fn ledger(raw: &RawConfig, env: EnvLookup<'_>, problems: &mut Problems) -> Ledge
     if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
         problems.push("ledger.url", "must start with sqlite: or postgres://");
     }
-    let batch_size = raw.ledger.batch_size.unwrap_or(256);
+    let batch_size = raw.ledger.batch_size.unwrap_or(DEFAULT_BATCH_SIZE);
     if batch_size == 0 {
         problems.push("ledger.batch_size", "must be at least 1");
     }

@@ -29,4 +29,4 @@ pub use report::{
     format_usd, parse_since, parse_since_at, ReportFormat, SpendGroupBy, SpendReport, SpendRow,
 };
 pub use store::{LedgerStore, StoreError};
-pub use writer::{FlushError, LedgerHandle, LedgerWriter, WriterConfig};
+pub use writer::{FlushError, LedgerHandle, LedgerWriter, WriterConfig, DEFAULT_BATCH_SIZE};

@@ -301,9 +301,12 @@ async fn connect_sqlite(url: &str) -> Result<SqlitePool, StoreError> {
         .map_err(StoreError::Connect)?
         .create_if_missing(true)
         .busy_timeout(SQLITE_BUSY_TIMEOUT)
-        // The ledger is billing data: FULL syncs every commit, and batching keeps
-        // that to one sync per batch.
-        .synchronous(SqliteSynchronous::Full);
+        // In WAL mode NORMAL loses no committed batch when the gateway crashes, only
+        // (on power loss or an OS crash) the last commits before the next checkpoint:
+        // no more than the writer's queue already holds in memory at any time. FULL
+        // would add a sync per batch, which with small batches is most of the writer's
+        // cost (BENCHMARKS.md, "Ledger batch size").
+        .synchronous(SqliteSynchronous::Normal);
     let in_memory = url.contains(":memory:") || url.contains("mode=memory");
     if !in_memory {
         // `sqlite://data/ledger.db` should work on a fresh machine, as the file does.
