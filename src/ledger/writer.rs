@@ -36,11 +36,10 @@ const MAX_WRITE_ATTEMPTS: u32 = 5;
 /// First retry delay, doubled after each failure (0.1 s, 0.2 s, 0.4 s, 0.8 s).
 const RETRY_BASE_DELAY: Duration = Duration::from_millis(100);
 
-/// Entries per transaction unless configured. Small, so that a batch is a short burst
-/// of work (about 0.25 ms) on a core that also serves requests: 256-row batches were
-/// ~2 ms bursts that showed in the gateway's p99 latency (BENCHMARKS.md). Bigger batches
-/// cost less CPU per entry when a database is slow or load is very high.
-pub const DEFAULT_BATCH_SIZE: usize = 32;
+/// Entries per transaction unless configured. Each transaction costs a commit and a
+/// sync, so larger batches cost less CPU per entry; the store keeps each burst of work
+/// short by writing a batch as several statements.
+pub const DEFAULT_BATCH_SIZE: usize = 256;
 
 /// How the writer batches.
 #[derive(Debug, Clone, PartialEq, Eq)]
