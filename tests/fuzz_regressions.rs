@@ -166,3 +166,31 @@ fn gemini_and_converse_top_p_above_one_is_not_sent_to_openai() {
         reencoded_is_accepted(&request, "openai-chat").unwrap();
     }
 }
+
+// ---- Third round of SWITCHYARD_FUZZ_ROUNDTRIP=1, after the fixes above.
+
+/// An Anthropic conversation whose assistant turn holds only a thinking block was
+/// encoded for OpenAI as an assistant message with neither content nor tool calls
+/// (reasoning is never sent back), which OpenAI and the OpenAI front door refuse.
+/// Found by `anthropic_messages_request`. Fixed in `dialects::openai_chat::encode_request`
+/// (src/dialects/openai_chat/request.rs), which leaves such a turn out.
+#[test]
+fn a_thinking_only_assistant_turn_is_left_out_for_openai() {
+    let body = br#"{"model": "chat", "max_tokens": 64, "messages": [
+        {"role": "user", "content": "Weather in Paris?"},
+        {"role": "assistant", "content": [{"type": "thinking", "thinking": "Use the tool.", "signature": "sig"}]},
+        {"role": "user", "content": "Well?"}]}"#;
+    let decoded = anthropic_messages::decode_request(body).expect("Anthropic accepts it");
+    reencoded_is_accepted(&decoded, "openai-chat").unwrap();
+}
+
+/// A Converse message with an empty `content` list was accepted (Converse refuses it),
+/// and reached other dialects as an empty turn. Found by `bedrock_converse_request`:
+/// `{"messages": [{"role": "user", "content": []}]}`. Fixed in
+/// `dialects::bedrock_converse::decode_request` (src/dialects/bedrock_converse/request.rs).
+#[test]
+fn a_converse_message_without_content_blocks_is_refused() {
+    let wire: bedrock_converse::ConverseRequest = serde_json::from_str(r#"{"messages": [{"role": "user", "content": []}]}"#).unwrap();
+    let error = bedrock_converse::decode_request(wire, "anthropic.claude-haiku-4-5", false).unwrap_err();
+    assert_eq!(error.param.as_deref(), Some("messages[0].content"));
+}

@@ -420,6 +420,10 @@ fn invalid(param: impl Into<String>, message: impl Into<String>) -> ApiError {
 }
 
 fn message_from_wire(i: usize, message: ConverseMessage) -> Result<Message, ApiError> {
+    // Converse refuses a message without content blocks; so does the gateway.
+    if message.content.is_empty() {
+        return Err(invalid(format!("messages[{i}].content"), "Each message must contain at least one content block."));
+    }
     let mut parts = Vec::with_capacity(message.content.len());
     for (j, block) in message.content.into_iter().enumerate() {
         let param = format!("messages[{i}].content[{j}]");

@@ -306,6 +306,11 @@ fn encode_message(message: &Message, out: &mut Vec<OpenAiMessage>) -> Result<(),
                     other => text.push(other.clone()),
                 }
             }
+            if text.is_empty() && tool_calls.is_empty() {
+                // Only reasoning, which is not sent back: OpenAI refuses an assistant
+                // message with neither content nor tool calls, so the turn is left out.
+                return Ok(());
+            }
             out.push(OpenAiMessage::Assistant {
                 content: if text.is_empty() { None } else { Some(content_to_wire(&text)?) },
                 name: message.name.clone(),
