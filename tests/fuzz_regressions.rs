@@ -194,3 +194,16 @@ fn a_converse_message_without_content_blocks_is_refused() {
     let error = bedrock_converse::decode_request(wire, "anthropic.claude-haiku-4-5", false).unwrap_err();
     assert_eq!(error.param.as_deref(), Some("messages[0].content"));
 }
+
+/// An OpenAI `temperature` of 1.2 (valid: OpenAI's range is 0 to 2) was sent to Converse
+/// unchanged, whose range is 0 to 1, so Converse (and the gateway's Converse decoder)
+/// refuses it. Found by `openai_chat_request` once the Converse decoder enforced its
+/// range. Fixed in `dialects::bedrock_converse::encode_request`, which clamps it to 1 as
+/// the Anthropic encoder does.
+#[test]
+fn an_openai_temperature_above_one_is_clamped_for_converse() {
+    let decoded = openai_chat::decode_request(br#"{"model": "chat", "temperature": 1.2, "messages": [{"role": "user", "content": "hi"}]}"#).unwrap();
+    let wire = bedrock_converse::encode_request(&decoded).expect("Converse can take it");
+    assert_eq!(wire.inference_config.and_then(|c| c.temperature), Some(1.0));
+    reencoded_is_accepted(&decoded, "bedrock-converse").unwrap();
+}

@@ -75,7 +75,9 @@ pub fn encode_request(req: &ChatRequest) -> Result<ConverseRequest, String> {
     let inference_config = (req.max_tokens.is_some() || req.sampling.temperature.is_some() || req.sampling.top_p.is_some() || !req.stop.is_empty())
         .then(|| ConverseInferenceConfig {
             max_tokens: req.max_tokens,
-            temperature: req.sampling.temperature,
+            // Converse's range is 0 to 1 where OpenAI's and Gemini's are 0 to 2;
+            // clamping keeps such a request working, as for Claude's own API.
+            temperature: req.sampling.temperature.map(|t| t.clamp(0.0, 1.0)),
             top_p: req.sampling.top_p,
             stop_sequences: req.stop.clone(),
         });
