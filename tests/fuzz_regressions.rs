@@ -114,6 +114,8 @@ fn reencoded_is_accepted(request: &switchyard::canonical::ChatRequest, dialect: 
 fn system_only_openai_request_is_not_sent_to_gemini_as_empty_contents() {
     let decoded = openai_chat::decode_request(br#"{"model": "chat", "messages": [{"role": "system", "content": "Hi"}]}"#).unwrap();
     reencoded_is_accepted(&decoded, "gemini").unwrap();
+    let options = gemini::EncodeOptions { surface: gemini::GeminiSurface::VertexAi };
+    assert!(gemini::encode_request(&decoded, options).is_err(), "the Gemini encoder refuses a conversation without turns");
 }
 
 /// An OpenAI assistant message with neither `content` nor `tool_calls` is accepted
@@ -126,7 +128,10 @@ fn system_only_openai_request_is_not_sent_to_gemini_as_empty_contents() {
 /// left empty.
 #[test]
 fn empty_openai_assistant_message_is_not_sent_as_an_empty_conversation() {
-    let Ok(decoded) = openai_chat::decode_request(br#"{"model": "chat", "messages": [{"role": "assistant"}]}"#) else {
+    let body = br#"{"model": "chat", "messages": [{"role": "assistant"}]}"#;
+    let error = openai_chat::decode_request(body).expect_err("the front door refuses it, as OpenAI does");
+    assert_eq!(error.param.as_deref(), Some("messages[0].content"));
+    let Ok(decoded) = openai_chat::decode_request(body) else {
         return; // refusing it at the front door is one fix
     };
     reencoded_is_accepted(&decoded, "bedrock-converse").unwrap();
@@ -141,6 +146,8 @@ fn empty_openai_assistant_message_is_not_sent_as_an_empty_conversation() {
 #[test]
 fn gemini_part_without_data_survives_a_round_trip() {
     let wire: gemini::GeminiRequest = serde_json::from_str(r#"{"contents": [{"role": "user", "parts": [{}]}]}"#).unwrap();
+    let error = gemini::decode_request(wire.clone(), "gemini-2.5-flash", false).expect_err("a part with no data is refused");
+    assert_eq!(error.param.as_deref(), Some("contents[0].parts[0]"));
     let Ok(request) = gemini::decode_request(wire, "gemini-2.5-flash", false) else {
         return;
     };
@@ -157,11 +164,15 @@ fn gemini_part_without_data_survives_a_round_trip() {
 fn gemini_and_converse_top_p_above_one_is_not_sent_to_openai() {
     let wire: gemini::GeminiRequest =
         serde_json::from_str(r#"{"contents": [{"role": "user", "parts": [{"text": "hi"}]}], "generationConfig": {"topP": 3.0}}"#).unwrap();
+    let error = gemini::decode_request(wire.clone(), "gemini-2.5-flash", false).expect_err("topP above 1 is refused");
+    assert_eq!(error.param.as_deref(), Some("generationConfig.topP"));
     if let Ok(request) = gemini::decode_request(wire, "gemini-2.5-flash", false) {
         reencoded_is_accepted(&request, "openai-chat").unwrap();
     }
     let wire: bedrock_converse::ConverseRequest =
         serde_json::from_str(r#"{"messages": [{"role": "user", "content": [{"text": "hi"}]}], "inferenceConfig": {"topP": 1.9}}"#).unwrap();
+    let error = bedrock_converse::decode_request(wire.clone(), "anthropic.claude-haiku-4-5", false).expect_err("topP above 1 is refused");
+    assert_eq!(error.param.as_deref(), Some("inferenceConfig.topP"));
     if let Ok(request) = bedrock_converse::decode_request(wire, "anthropic.claude-haiku-4-5", false) {
         reencoded_is_accepted(&request, "openai-chat").unwrap();
     }

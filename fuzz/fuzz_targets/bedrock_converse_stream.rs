@@ -5,8 +5,7 @@
 //! stream encoder.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use switchyard::dialects::bedrock_converse::ConverseStreamDecoder;
-use switchyard::providers::bedrock::eventstream::{encode_event, FrameDecoder, StreamMessage};
+use switchyard::providers::bedrock::eventstream::encode_event;
 
 mod common;
 
@@ -37,42 +36,6 @@ fuzz_target!(|data: &[u8]| {
             wire.extend_from_slice(&frame);
         }
     }
-    let step = step.max(1).min(wire.len().max(1));
-    let mut frames = FrameDecoder::new();
-    let mut decoder = ConverseStreamDecoder::new("fuzz-id", "fuzz-model");
-    let mut events = Vec::new();
-    let mut failed = false;
-    'body: for read in wire.chunks(step) {
-        frames.push(read);
-        loop {
-            match frames.next_message() {
-                Ok(Some(message)) => match StreamMessage::from_message(message) {
-                    Ok(StreamMessage::Event { event_type, payload }) => match decoder.push(&event_type, &payload) {
-                        Ok(more) => {
-                            events.extend(more);
-                            if decoder.is_done() {
-                                break 'body;
-                            }
-                        }
-                        Err(_) => {
-                            failed = true;
-                            break 'body;
-                        }
-                    },
-                    Ok(_) => {
-                        failed = true;
-                        break 'body;
-                    }
-                    // Frames made by encode_event always carry their headers.
-                    Err(e) => panic!("a frame encode_event made did not decode: {e}"),
-                },
-                Ok(None) => break,
-                Err(e) => panic!("frames encode_event made failed to decode: {e}"),
-            }
-        }
-    }
-    if !failed && !frames.has_partial() && !decoder.is_done() && decoder.saw_message_stop() {
-        events.extend(decoder.finish());
-    }
+    let events = common::converse_events(step, &wire, true);
     common::reencode(&events);
 });

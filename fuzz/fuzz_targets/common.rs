@@ -10,6 +10,7 @@ use bytes::BytesMut;
 use switchyard::canonical::{ChatRequest, StreamEvent};
 use switchyard::dialects::sse::SseDecoder;
 use switchyard::dialects::{anthropic_messages, bedrock_converse, gemini, openai_chat};
+use switchyard::providers::bedrock::eventstream::{FrameDecoder, StreamMessage};
 
 /// Splits `data` into reads the way a network might: the first byte picks the read
 /// size (1..=32 bytes, or everything at once when it is 0), the rest is the body.
@@ -33,6 +34,126 @@ pub fn sse_payloads(step: usize, body: &[u8]) -> Vec<(Option<String>, String)> {
     }
     let _ = decoder.has_partial();
     out
+}
+
+/// A dialect's stream decoder, as its provider drives it over SSE `data` payloads.
+pub trait SseStreamDecoder {
+    /// Decodes one payload; an error ends the stream.
+    fn push(&mut self, data: &str) -> Result<Vec<StreamEvent>, ()>;
+    fn is_done(&self) -> bool;
+    /// Whether the upstream said why it stopped: a body that ends now is complete.
+    fn saw_end(&self) -> bool;
+    fn finish(&mut self) -> Vec<StreamEvent>;
+}
+
+impl SseStreamDecoder for openai_chat::ChunkDecoder {
+    /// `[DONE]` finishes the message, as the OpenAI provider does.
+    fn push(&mut self, data: &str) -> Result<Vec<StreamEvent>, ()> {
+        if data.trim() == "[DONE]" {
+            return Ok(openai_chat::ChunkDecoder::finish(self));
+        }
+        openai_chat::ChunkDecoder::push(self, data).map_err(drop)
+    }
+    fn is_done(&self) -> bool {
+        openai_chat::ChunkDecoder::is_done(self)
+    }
+    fn saw_end(&self) -> bool {
+        self.saw_finish_reason()
+    }
+    fn finish(&mut self) -> Vec<StreamEvent> {
+        openai_chat::ChunkDecoder::finish(self)
+    }
+}
+
+impl SseStreamDecoder for anthropic_messages::EventDecoder {
+    fn push(&mut self, data: &str) -> Result<Vec<StreamEvent>, ()> {
+        anthropic_messages::EventDecoder::push(self, data).map_err(drop)
+    }
+    fn is_done(&self) -> bool {
+        anthropic_messages::EventDecoder::is_done(self)
+    }
+    fn saw_end(&self) -> bool {
+        self.saw_stop_reason()
+    }
+    fn finish(&mut self) -> Vec<StreamEvent> {
+        anthropic_messages::EventDecoder::finish(self)
+    }
+}
+
+impl SseStreamDecoder for gemini::GeminiStreamDecoder {
+    fn push(&mut self, data: &str) -> Result<Vec<StreamEvent>, ()> {
+        gemini::GeminiStreamDecoder::push(self, data).map_err(drop)
+    }
+    fn is_done(&self) -> bool {
+        gemini::GeminiStreamDecoder::is_done(self)
+    }
+    fn saw_end(&self) -> bool {
+        self.saw_finish_reason()
+    }
+    fn finish(&mut self) -> Vec<StreamEvent> {
+        gemini::GeminiStreamDecoder::finish(self)
+    }
+}
+
+/// Reads an SSE body (first byte: the read size, see [`reads`]) through `decoder` the
+/// way the providers do: stop at the first error or when the decoder is done; a body
+/// that ends after the upstream said why it stopped is complete, one that ends before
+/// was cut. Returns every event decoded.
+pub fn sse_events(data: &[u8], mut decoder: impl SseStreamDecoder) -> Vec<StreamEvent> {
+    let (step, body) = reads(data);
+    let mut events = Vec::new();
+    for (_, payload) in sse_payloads(step, body) {
+        match decoder.push(&payload) {
+            Ok(more) => events.extend(more),
+            Err(()) => return events,
+        }
+        if decoder.is_done() {
+            return events;
+        }
+    }
+    if decoder.saw_end() {
+        events.extend(decoder.finish());
+    }
+    events
+}
+
+/// Reads an AWS eventstream body through `bedrock_converse::ConverseStreamDecoder` the
+/// way the Bedrock provider does, in reads of `step` bytes: stop at the first frame or
+/// event error; a body that ends after `messageStop` (and not inside a frame) is
+/// complete. `well_formed`: the frames were made by `encode_event`, so one that fails to
+/// decode is a bug, not a cut stream.
+pub fn converse_events(step: usize, body: &[u8], well_formed: bool) -> Vec<StreamEvent> {
+    let step = step.max(1).min(body.len().max(1));
+    let mut frames = FrameDecoder::new();
+    let mut decoder = bedrock_converse::ConverseStreamDecoder::new("fuzz-id", "fuzz-model");
+    let mut events = Vec::new();
+    for read in body.chunks(step) {
+        frames.push(read);
+        loop {
+            let message = match frames.next_message() {
+                Ok(Some(message)) => message,
+                Ok(None) => break,
+                Err(e) if well_formed => panic!("frames encode_event made failed to decode: {e}"),
+                Err(_) => return events,
+            };
+            let (event_type, payload) = match StreamMessage::from_message(message) {
+                Ok(StreamMessage::Event { event_type, payload }) => (event_type, payload),
+                Err(e) if well_formed => panic!("a frame encode_event made did not decode: {e}"),
+                Ok(_) | Err(_) => return events,
+            };
+            match decoder.push(&event_type, &payload) {
+                Ok(more) => events.extend(more),
+                Err(_) => return events,
+            }
+            if decoder.is_done() {
+                return events;
+            }
+        }
+    }
+    if !frames.has_partial() && decoder.saw_message_stop() {
+        events.extend(decoder.finish());
+    }
+    events
 }
 
 /// Encodes a canonical request for every upstream dialect and serialises the result.

@@ -8,25 +8,5 @@ use switchyard::dialects::gemini::GeminiStreamDecoder;
 mod common;
 
 fuzz_target!(|data: &[u8]| {
-    let (step, body) = common::reads(data);
-    let mut decoder = GeminiStreamDecoder::new("fuzz-model");
-    let mut events = Vec::new();
-    let mut failed = false;
-    for (_, payload) in common::sse_payloads(step, body) {
-        match decoder.push(&payload) {
-            Ok(more) => events.extend(more),
-            Err(_) => {
-                failed = true;
-                break;
-            }
-        }
-        if decoder.is_done() {
-            break;
-        }
-    }
-    // As the provider does at the end of the body: complete after a finish reason, cut before.
-    if !failed && !decoder.is_done() && decoder.saw_finish_reason() {
-        events.extend(decoder.finish());
-    }
-    common::reencode(&events);
+    common::reencode(&common::sse_events(data, GeminiStreamDecoder::new("fuzz-model")));
 });

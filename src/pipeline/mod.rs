@@ -226,7 +226,7 @@ impl Gateway {
         let started = Instant::now();
         let providers: Vec<Option<&ProviderConfig>> = route.targets.iter().map(|t| self.provider_config(t)).collect();
         let billing = providers.iter().map(|p| p.map(|p| (p.kind().to_owned(), p.catalog.clone()))).collect();
-        let metrics = self.metrics.get(&route.name).cloned().unwrap_or_else(|| Arc::new(RouteMetrics::new(&route.name, [], &[], &[])));
+        let metrics = self.metrics.get(&route.name).cloned();
         let mut settlement = Settlement::new(&inbound, &route, billing, self.ledger.clone(), self.prices.clone(), metrics);
         settlement.hold(route_permit);
 

@@ -34,7 +34,8 @@ pub struct Settlement {
     /// Per attempt: its route target's index, and the price-catalog provider and model
     /// it is billed as.
     pricing: Vec<(usize, String, String)>,
-    metrics: Arc<RouteMetrics>,
+    /// The route's metric handles (every route of the configuration has them).
+    metrics: Option<Arc<RouteMetrics>>,
     /// The attempt whose answer the client is getting.
     answering: Option<usize>,
     answer_started: Option<Instant>,
@@ -55,7 +56,7 @@ impl Settlement {
         providers: Vec<Option<(String, String)>>,
         ledger: LedgerHandle,
         prices: Arc<PriceCatalog>,
-        metrics: Arc<RouteMetrics>,
+        metrics: Option<Arc<RouteMetrics>>,
     ) -> Settlement {
         let request = RequestRecord {
             id: uuid::Uuid::now_v7().to_string(),
@@ -251,9 +252,10 @@ impl Settlement {
     }
 
     fn metrics(&self, latency: Duration) {
-        self.metrics.request_finished(self.request.outcome.as_str(), latency);
+        let Some(metrics) = &self.metrics else { return };
+        metrics.request_finished(self.request.outcome.as_str(), latency);
         for (attempt, (index, ..)) in self.attempts.iter().zip(&self.pricing) {
-            let Some(target) = self.metrics.target(*index) else { continue };
+            let Some(target) = metrics.target(*index) else { continue };
             target.attempt_finished(attempt.outcome.as_str(), Duration::from_millis(attempt.latency_ms));
             if let Some(ttft) = attempt.ttft_ms {
                 target.time_to_first_token(Duration::from_millis(ttft));

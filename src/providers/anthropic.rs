@@ -115,21 +115,25 @@ impl AnthropicUpstream {
         Ok(Answer::Complete(Completion { response, rate_limit, passthrough: passthrough.then_some(bytes) }))
     }
 
+    /// The client's JSON with only the model changed (on Vertex the model moves to the
+    /// URL and the body names the API version instead); every other member as written.
+    fn passthrough_body(&self, original: &[u8], model: &str) -> serde_json::Result<Vec<u8>> {
+        let mut body = RawObject::parse(original)?;
+        match self.platform.body_version() {
+            Some(version) => {
+                body.remove("model");
+                body.set("anthropic_version", version)?;
+            }
+            None => body.set("model", model)?,
+        }
+        Ok(body.to_vec())
+    }
+
     /// The client's own JSON when it spoke this dialect (only the model changes, or on
     /// Vertex moves to the URL), otherwise the canonical request encoded afresh.
     fn body(&self, attempt: &AttemptRequest<'_>) -> Result<Vec<u8>, UpstreamError> {
         let encoded = match attempt.original {
-            Some(original) => (|| {
-                let mut body = RawObject::parse(original)?;
-                match self.platform.body_version() {
-                    Some(version) => {
-                        body.remove("model");
-                        body.set("anthropic_version", version)?;
-                    }
-                    None => body.set("model", attempt.model)?,
-                }
-                Ok(body.to_vec())
-            })(),
+            Some(original) => self.passthrough_body(original, attempt.model),
             None => {
                 let options = EncodeOptions { platform: self.platform, ..EncodeOptions::default() };
                 let wire = anthropic::encode_request(attempt.request, attempt.model, options).map_err(|feature| {

@@ -127,17 +127,7 @@ impl OpenAiChatUpstream {
     /// otherwise the canonical request encoded afresh.
     fn body(&self, attempt: &AttemptRequest<'_>) -> Result<Vec<u8>, UpstreamError> {
         let encoded = match attempt.original {
-            Some(original) => (|| {
-                let mut body = RawObject::parse(original)?;
-                body.set("model", attempt.model)?;
-                if attempt.request.stream {
-                    let mut options: Map<String, Value> =
-                        body.get("stream_options").and_then(|raw| serde_json::from_str(raw.get()).ok()).unwrap_or_default();
-                    options.insert("include_usage".to_owned(), Value::Bool(true));
-                    body.set("stream_options", &options)?;
-                }
-                Ok(body.to_vec())
-            })(),
+            Some(original) => passthrough_body(original, attempt.model, attempt.request.stream),
             None => {
                 check_supported(attempt.request, &self.provider)?;
                 let options = EncodeOptions { max_tokens_field: self.max_tokens_field, force_stream_usage: true };
@@ -174,6 +164,19 @@ impl OpenAiChatUpstream {
             _ => text.to_owned(),
         }
     }
+}
+
+/// The client's JSON with the target's model, every other member as the client wrote
+/// it; a stream also asks for the usage report, so the ledger can bill it.
+fn passthrough_body(original: &[u8], model: &str, stream: bool) -> serde_json::Result<Vec<u8>> {
+    let mut body = RawObject::parse(original)?;
+    body.set("model", model)?;
+    if stream {
+        let mut options: Map<String, Value> = body.get("stream_options").and_then(|raw| serde_json::from_str(raw.get()).ok()).unwrap_or_default();
+        options.insert("include_usage".to_owned(), Value::Bool(true));
+        body.set("stream_options", &options)?;
+    }
+    Ok(body.to_vec())
 }
 
 /// The error kind an OpenAI-dialect status and error code mean.
