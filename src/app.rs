@@ -181,7 +181,7 @@ impl RunningGateway {
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/v1/chat/completions", post(chat_completions))
         .route("/v1/messages", post(messages))
         .route("/v1/messages/count_tokens", post(count_tokens))
@@ -194,17 +194,25 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
             let error = ApiError::new(500, ErrorCategory::Internal, "The gateway hit an internal error.");
             error_response(Dialect::OpenAiChat, &error)
-        }))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
-        .with_state(state)
+        }));
+    // A span and two events per request cost CPU even when no one reads them, so the
+    // HTTP trace layer is there only when its debug events are enabled (RUST_LOG).
+    let router = if tracing::enabled!(target: "tower_http::trace", tracing::Level::DEBUG) {
+        router.layer(tower_http::trace::TraceLayer::new_for_http())
+    } else {
+        router
+    };
+    router.with_state(state)
 }
 
+// The pipeline is one large state machine; boxed, the handler's future stays small and
+// the server stack moves a pointer instead of it.
 async fn chat_completions(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
-    front_door(&state, Dialect::OpenAiChat, &headers, body).await
+    Box::pin(front_door(&state, Dialect::OpenAiChat, &headers, body)).await
 }
 
 async fn messages(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
-    front_door(&state, Dialect::AnthropicMessages, &headers, body).await
+    Box::pin(front_door(&state, Dialect::AnthropicMessages, &headers, body)).await
 }
 
 /// One front door: authenticate, read, decode in `dialect`, run the pipeline, encode.

@@ -280,12 +280,19 @@ pub struct TargetConfig {
     pub priced_as: Option<String>,
     pub weight: u32,
     pub context_window: Option<u64>,
+    /// `provider/model`, made once: every request names its targets by it.
+    label: String,
 }
 
 impl TargetConfig {
+    pub fn new(provider: String, model: String, priced_as: Option<String>, weight: u32, context_window: Option<u64>) -> TargetConfig {
+        let label = format!("{provider}/{model}");
+        TargetConfig { provider, model, priced_as, weight, context_window, label }
+    }
+
     /// The target's name in logs, metrics and the ledger: `provider/model`.
-    pub fn label(&self) -> String {
-        format!("{}/{}", self.provider, self.model)
+    pub fn label(&self) -> &str {
+        &self.label
     }
 }
 

@@ -480,13 +480,7 @@ fn route_config(name: &str, raw: &RawRoute, providers: &[&str], problems: &mut P
         targets: raw
             .targets
             .iter()
-            .map(|t| TargetConfig {
-                provider: t.provider.clone(),
-                model: t.model.clone(),
-                priced_as: t.priced_as.clone(),
-                weight: t.weight.unwrap_or(1),
-                context_window: t.context_window,
-            })
+            .map(|t| TargetConfig::new(t.provider.clone(), t.model.clone(), t.priced_as.clone(), t.weight.unwrap_or(1), t.context_window))
             .collect(),
         retry,
         timeouts,

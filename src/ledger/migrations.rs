@@ -21,11 +21,13 @@ type EmbeddedFile = (i64, &'static str, &'static str);
 const SQLITE: &[EmbeddedFile] = &[
     (1, "ledger", include_str!("../../migrations/sqlite/0001_ledger.sql")),
     (2, "drop_unused_indexes", include_str!("../../migrations/sqlite/0002_drop_unused_indexes.sql")),
+    (3, "narrow_writes", include_str!("../../migrations/sqlite/0003_narrow_writes.sql")),
 ];
 
 const POSTGRES: &[EmbeddedFile] = &[
     (1, "ledger", include_str!("../../migrations/postgres/0001_ledger.sql")),
     (2, "drop_unused_indexes", include_str!("../../migrations/postgres/0002_drop_unused_indexes.sql")),
+    (3, "narrow_writes", include_str!("../../migrations/postgres/0003_narrow_writes.sql")),
 ];
 
 /// Which directory of migrations to run.
@@ -93,6 +95,67 @@ mod tests {
 
     fn embedded(files: &[EmbeddedFile]) -> Vec<(i64, String)> {
         files.iter().map(|(v, d, _)| (*v, d.to_string())).collect()
+    }
+
+    /// A ledger written before 0003 keeps every row through the table rebuilds, and the
+    /// rebuilt tables are clustered on their keys.
+    #[tokio::test]
+    async fn narrowing_the_tables_keeps_the_rows_already_written() {
+        use sqlx::sqlite::SqliteConnectOptions;
+        use sqlx::{ConnectOptions, Connection, Row};
+        use std::str::FromStr;
+
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("ledger.db").display());
+        let mut conn = SqliteConnectOptions::from_str(&url).unwrap().create_if_missing(true).connect().await.unwrap();
+        Migrator::new(Embedded(&SQLITE[..2])).await.unwrap().run(&mut conn).await.unwrap();
+        sqlx::query(
+            "INSERT INTO ledger_requests VALUES ('r1', 1000, 'support', 'anonymous', 'openai-chat', FALSE, 'openai/gpt-4.1', \
+             'openai', 'openai', 'gpt-4.1', 10, 20, 0, 0, 0, 123, 50, NULL, 'success', 200, 2, 'upstream_5xx')",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        for (index, outcome) in [(0, "failed"), (1, "success")] {
+            sqlx::query(
+                "INSERT INTO ledger_attempts VALUES ('r1', $1, 'openai/gpt-4.1', 'openai', 'openai', 'gpt-4.1', 1000, 25, NULL, \
+                 10, 20, 0, 0, 0, 123, TRUE, $2, NULL, NULL, NULL)",
+            )
+            .bind(index)
+            .bind(outcome)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        }
+        conn.close().await.unwrap();
+
+        let store = crate::ledger::LedgerStore::connect(&url).await.unwrap();
+        let requests = store.requests_since(chrono::DateTime::UNIX_EPOCH).await.unwrap();
+        assert_eq!(requests.len(), 1);
+        assert_eq!((requests[0].id.as_str(), requests[0].cost_micros, requests[0].attempt_count), ("r1", 123, 2));
+        let attempts = store.attempts_for("r1").await.unwrap();
+        let outcomes: Vec<&str> = attempts.iter().map(|a| a.outcome.as_str()).collect();
+        assert_eq!(outcomes, ["failed", "success"]);
+        store.close().await;
+
+        let mut conn = SqliteConnectOptions::from_str(&url).unwrap().connect().await.unwrap();
+        let schema: Vec<String> = sqlx::query("SELECT sql FROM sqlite_master WHERE type = 'table' AND name LIKE 'ledger_%' ORDER BY name")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.get("sql"))
+            .collect();
+        assert_eq!(schema.len(), 2, "{schema:?}");
+        assert!(schema.iter().all(|sql| sql.ends_with("WITHOUT ROWID")), "{schema:?}");
+        let indexes: Vec<String> = sqlx::query("SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.get("name"))
+            .collect();
+        assert_eq!(indexes, ["ledger_requests_started_at"]);
     }
 
     #[test]

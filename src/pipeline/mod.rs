@@ -51,8 +51,15 @@ pub struct Gateway {
     route_slots: BTreeMap<String, Arc<Semaphore>>,
     /// Per target label, for providers with `max_concurrency`.
     target_slots: BTreeMap<String, Arc<Semaphore>>,
-    /// Per route.
-    metrics: BTreeMap<String, Arc<RouteMetrics>>,
+    /// Per route: what settling its requests needs.
+    billing: BTreeMap<String, RouteBilling>,
+}
+
+/// What a route's settlements share, made once per configuration.
+struct RouteBilling {
+    metrics: Arc<RouteMetrics>,
+    /// Per route target: its provider's kind and price-catalog id.
+    providers: Arc<[Option<(String, String)>]>,
 }
 
 /// A decoded request as it leaves the front door.
@@ -187,21 +194,25 @@ impl Gateway {
             .flat_map(|r| r.targets.iter())
             .filter_map(|t| {
                 let limit = config.providers.get(&t.provider)?.max_concurrency?;
-                Some((t.label(), Arc::new(Semaphore::new(limit as usize))))
+                Some((t.label().to_owned(), Arc::new(Semaphore::new(limit as usize))))
             })
             .collect();
-        let metrics = config
+        let billing = config
             .routes
             .values()
             .map(|r| {
-                let labels: Vec<String> = r.targets.iter().map(TargetConfig::label).collect();
                 let outcomes = Outcome::ALL.map(Outcome::as_str);
                 let attempt_outcomes = AttemptOutcome::ALL.map(AttemptOutcome::as_str);
-                let metrics = RouteMetrics::new(&r.name, labels.iter().map(String::as_str), &outcomes, &attempt_outcomes);
-                (r.name.clone(), Arc::new(metrics))
+                let metrics = Arc::new(RouteMetrics::new(&r.name, r.targets.iter().map(TargetConfig::label), &outcomes, &attempt_outcomes));
+                let providers = r
+                    .targets
+                    .iter()
+                    .map(|t| config.providers.get(&t.provider).map(|p| (p.kind().to_owned(), p.catalog.clone())))
+                    .collect();
+                (r.name.clone(), RouteBilling { metrics, providers })
             })
             .collect();
-        Gateway { config, providers, prices, ledger, shared, route_slots, target_slots, metrics }
+        Gateway { config, providers, prices, ledger, shared, route_slots, target_slots, billing }
     }
 
     pub fn provider(&self, name: &str) -> Option<&Arc<Provider>> {
@@ -225,8 +236,8 @@ impl Gateway {
         let route_permit = self.route_slot(&route).await?;
         let started = Instant::now();
         let providers: Vec<Option<&ProviderConfig>> = route.targets.iter().map(|t| self.provider_config(t)).collect();
-        let billing = providers.iter().map(|p| p.map(|p| (p.kind().to_owned(), p.catalog.clone()))).collect();
-        let metrics = self.metrics.get(&route.name).cloned();
+        let billing = self.billing.get(&route.name);
+        let (metrics, billing) = (billing.map(|b| b.metrics.clone()), billing.map_or_else(|| Arc::from([]), |b| b.providers.clone()));
         let mut settlement = Settlement::new(&inbound, &route, billing, self.ledger.clone(), self.prices.clone(), metrics);
         settlement.hold(route_permit);
 
@@ -267,7 +278,7 @@ impl Gateway {
         }
         let attribution = Attribution {
             route: route.name.clone(),
-            target: target.label(),
+            target: target.label().to_owned(),
             attempts,
             simulated: self.provider(&target.provider).is_some_and(|p| p.is_simulated()),
         };
@@ -317,7 +328,7 @@ impl Gateway {
             Availability::Unavailable { reason, .. } => UpstreamError::new(ErrorKind::Unavailable, format!("{label} is unavailable: {reason}")),
             Availability::Ready { .. } => UpstreamError::new(ErrorKind::Unavailable, format!("{label} is unavailable")),
         })?;
-        let permit = match self.target_slots.get(&label) {
+        let permit = match self.target_slots.get(label) {
             None => None,
             Some(slots) => match tokio::time::timeout(route.queue_timeout, slots.clone().acquire_owned()).await {
                 Ok(Ok(permit)) => Some(permit),
@@ -440,9 +451,14 @@ fn failure(route: &RouteConfig, attempts: &[routing::AttemptLog], stop: Stop) ->
 }
 
 /// Each provider gets its own connection pool, so one slow upstream cannot starve
-/// another of connections, and its own connect timeout.
+/// another of connections, and its own connect timeout. Redirects are not followed (an
+/// API upstream that redirects is misconfigured, and following would resend the body
+/// and key elsewhere) and the client does not retry on its own: retries are the
+/// route's, counted and billed as attempts.
 fn http_client(provider: &ProviderConfig) -> reqwest::Client {
     reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .retry(reqwest::retry::never())
         .connect_timeout(provider.connect_timeout)
         .tcp_nodelay(true)
         .pool_idle_timeout(Duration::from_secs(90))

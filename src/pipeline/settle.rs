@@ -26,14 +26,13 @@ pub struct Settlement {
     pub(super) pending: Vec<AttemptLog>,
     route: Arc<RouteConfig>,
     /// Per route target: its provider's kind and price-catalog id.
-    providers: Vec<Option<(String, String)>>,
+    providers: Arc<[Option<(String, String)>]>,
     ledger: LedgerHandle,
     prices: Arc<PriceCatalog>,
     request: RequestRecord,
     attempts: Vec<AttemptRecord>,
-    /// Per attempt: its route target's index, and the price-catalog provider and model
-    /// it is billed as.
-    pricing: Vec<(usize, String, String)>,
+    /// Per attempt: its route target's index.
+    targets: Vec<usize>,
     /// The route's metric handles (every route of the configuration has them).
     metrics: Option<Arc<RouteMetrics>>,
     /// The attempt whose answer the client is getting.
@@ -53,7 +52,7 @@ impl Settlement {
     pub(super) fn new(
         inbound: &Inbound,
         route: &Arc<RouteConfig>,
-        providers: Vec<Option<(String, String)>>,
+        providers: Arc<[Option<(String, String)>]>,
         ledger: LedgerHandle,
         prices: Arc<PriceCatalog>,
         metrics: Option<Arc<RouteMetrics>>,
@@ -65,22 +64,12 @@ impl Settlement {
             key_id: inbound.key_id.clone(),
             front_door: inbound.front_door.as_str().to_owned(),
             stream: inbound.request.stream,
-            target: None,
-            provider: None,
-            provider_kind: None,
-            model: None,
-            usage: Usage::default(),
-            cost_micros: 0,
-            latency_ms: 0,
-            ttft_ms: None,
-            outcome: Outcome::Success,
-            status: 0,
-            attempt_count: 0,
-            failover_reason: None,
+            ..blank_request()
         };
-        Settlement { pending: Vec::new(), route: route.clone(), providers, ledger, prices, request, attempts: Vec::new(), pricing: Vec::new(), metrics, answering: None, answer_started: None, started: Instant::now(), done: false, answered_model: None, permits: Vec::new(), stream_health: None }
+        Settlement { pending: Vec::new(), route: route.clone(), providers, ledger, prices, request, attempts: Vec::new(), targets: Vec::new(), metrics, answering: None, answer_started: None, started: Instant::now(), done: false, answered_model: None, permits: Vec::new(), stream_health: None }
     }
 
+    /// The ledger id of the request (empty once the settlement is finished).
     pub fn request_id(&self) -> &str {
         &self.request.id
     }
@@ -95,12 +84,12 @@ impl Settlement {
         let route = self.route.clone();
         for log in std::mem::take(&mut self.pending) {
             let Some(target) = route.targets.get(log.target) else { continue };
-            let provider = self.providers.get(log.target).cloned().flatten();
-            self.attempt(log.target, target, provider, &log);
+            let kind = self.providers.get(log.target).and_then(|p| p.as_ref()).map(|(kind, _)| kind.clone());
+            self.attempt(log.target, target, kind.unwrap_or_default(), &log);
         }
     }
 
-    fn attempt(&mut self, index: usize, target: &TargetConfig, provider: Option<(String, String)>, log: &AttemptLog) {
+    fn attempt(&mut self, index: usize, target: &TargetConfig, provider_kind: String, log: &AttemptLog) {
         let error = log.error();
         if log.result == AttemptResult::Success {
             self.answering = Some(self.attempts.len());
@@ -109,14 +98,13 @@ impl Settlement {
         if let (Some(error), None) = (error, &self.request.failover_reason) {
             self.request.failover_reason = Some(error.kind.as_str().to_owned());
         }
-        let (kind, catalog) = provider.unwrap_or_default();
-        self.pricing.push((index, catalog, target.priced_as.clone().unwrap_or_else(|| target.model.clone())));
+        self.targets.push(index);
         self.attempts.push(AttemptRecord {
             request_id: self.request.id.clone(),
             index: self.attempts.len() as u32,
-            target: target.label(),
+            target: target.label().to_owned(),
             provider: target.provider.clone(),
-            provider_kind: kind,
+            provider_kind,
             model: target.model.clone(),
             started_at: log.started_at,
             latency_ms: log.elapsed.as_millis() as u64,
@@ -219,7 +207,10 @@ impl Settlement {
             }
         }
         // Each attempt is priced at the rate in force when it started.
-        for (attempt, (_, catalog, model)) in self.attempts.iter_mut().zip(&self.pricing) {
+        for (attempt, &index) in self.attempts.iter_mut().zip(&self.targets) {
+            let catalog = self.providers.get(index).and_then(|p| p.as_ref()).map_or("", |(_, catalog)| catalog.as_str());
+            let Some(target) = self.route.targets.get(index) else { continue };
+            let model = target.priced_as.as_deref().unwrap_or(&target.model);
             if let Some(price) = self.prices.price_at(catalog, model, attempt.started_at) {
                 attempt.cost_micros = price.cost_micros(&attempt.usage);
                 attempt.priced = true;
@@ -248,20 +239,48 @@ impl Settlement {
             request.ttft_ms = answering.ttft_ms;
         }
         self.metrics(latency);
-        self.ledger.record(LedgerEntry { request: self.request.clone(), attempts: std::mem::take(&mut self.attempts) });
+        let attempts = std::mem::take(&mut self.attempts);
+        self.targets.clear();
+        // The record goes to the ledger; what stays behind is never read again.
+        let request = std::mem::replace(&mut self.request, blank_request());
+        self.ledger.record(LedgerEntry { request, attempts });
     }
 
     fn metrics(&self, latency: Duration) {
         let Some(metrics) = &self.metrics else { return };
         metrics.request_finished(self.request.outcome.as_str(), latency);
-        for (attempt, (index, ..)) in self.attempts.iter().zip(&self.pricing) {
-            let Some(target) = metrics.target(*index) else { continue };
+        for (attempt, &index) in self.attempts.iter().zip(&self.targets) {
+            let Some(target) = metrics.target(index) else { continue };
             target.attempt_finished(attempt.outcome.as_str(), Duration::from_millis(attempt.latency_ms));
             if let Some(ttft) = attempt.ttft_ms {
                 target.time_to_first_token(Duration::from_millis(ttft));
             }
             target.consumption(&attempt.usage, attempt.cost_micros);
         }
+    }
+}
+
+/// A request record with nothing filled in; allocates nothing.
+fn blank_request() -> RequestRecord {
+    RequestRecord {
+        id: String::new(),
+        started_at: chrono::DateTime::<chrono::Utc>::UNIX_EPOCH,
+        route: String::new(),
+        key_id: String::new(),
+        front_door: String::new(),
+        stream: false,
+        target: None,
+        provider: None,
+        provider_kind: None,
+        model: None,
+        usage: Usage::default(),
+        cost_micros: 0,
+        latency_ms: 0,
+        ttft_ms: None,
+        outcome: Outcome::Success,
+        status: 0,
+        attempt_count: 0,
+        failover_reason: None,
     }
 }
 

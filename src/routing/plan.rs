@@ -56,7 +56,7 @@ pub fn plan(ctx: &PlanContext<'_>) -> Plan {
         let label = target.label();
         let provider = ctx.providers.get(index).copied().flatten();
         let policy = provider.map(|p| p.breaker).unwrap_or_default();
-        match ctx.health.availability(&label, &policy) {
+        match ctx.health.availability(label, &policy) {
             Availability::Unavailable { reason, until } => skipped.push(Skipped { target: index, reason, until }),
             Availability::Ready { low_quota } => {
                 let over_cap = provider.is_some_and(|p| over_share_cap(ctx, &p.topology));
@@ -107,7 +107,7 @@ fn propose(ctx: &PlanContext<'_>) -> Vec<usize> {
             // load spreads instead of stampeding the single fastest one; the rest
             // follow fastest first. Targets never measured count as fastest, so
             // each gets measured.
-            let latency = |i: usize| ctx.health.latency_ms(&targets[i].label()).unwrap_or(0.0);
+            let latency = |i: usize| ctx.health.latency_ms(targets[i].label()).unwrap_or(0.0);
             order.sort_by(|&a, &b| latency(a).total_cmp(&latency(b)));
             if order.len() >= 2 {
                 let mut rng = rand::rng();
