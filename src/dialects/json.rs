@@ -24,6 +24,11 @@ pub fn parse_request<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
             Ok(_) => ApiError::new(400, ErrorCategory::InvalidRequest, "The request body must be a JSON object."),
         });
     }
+    // Most requests are well formed: read them at full speed, and only read a refused
+    // body again, tracking the path, to say where it went wrong.
+    if let Ok(wire) = serde_json::from_slice(body) {
+        return Ok(wire);
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(body);
     let wire = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
         if e.inner().is_syntax() || e.inner().is_eof() {

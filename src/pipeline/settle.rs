@@ -81,6 +81,10 @@ impl Settlement {
 
     /// Turns the attempts logged so far into ledger rows.
     pub(super) fn absorb(&mut self) {
+        // Exactly what is needed: a record is a few hundred bytes, and a vector's first
+        // growth (to four) would be a large allocation for what is usually one attempt.
+        self.attempts.reserve_exact(self.pending.len());
+        self.targets.reserve_exact(self.pending.len());
         let route = self.route.clone();
         for log in std::mem::take(&mut self.pending) {
             let Some(target) = route.targets.get(log.target) else { continue };
