@@ -72,6 +72,10 @@ enum Format {
     Csv,
 }
 
+/// See Cargo.toml for why jemalloc.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match runtime_builder().enable_all().build() {
