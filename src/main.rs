@@ -78,7 +78,7 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match runtime_builder().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -94,15 +94,6 @@ fn main() -> ExitCode {
             }
         }
     })
-}
-
-/// One worker per CPU the process may use; on a single CPU, a single-threaded
-/// scheduler, which hands tasks over without cross-thread wake-ups.
-fn runtime_builder() -> tokio::runtime::Builder {
-    match std::thread::available_parallelism().map_or(1, |n| n.get()) {
-        1 => tokio::runtime::Builder::new_current_thread(),
-        _ => tokio::runtime::Builder::new_multi_thread(),
-    }
 }
 
 fn load(path: Option<&PathBuf>) -> Result<Config, String> {
