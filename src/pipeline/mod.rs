@@ -52,14 +52,21 @@ pub struct Gateway {
     /// Per target label, for providers with `max_concurrency`.
     target_slots: BTreeMap<String, Arc<Semaphore>>,
     /// Per route: what settling its requests needs.
-    billing: BTreeMap<String, RouteBilling>,
+    billing: BTreeMap<String, Arc<RouteBilling>>,
 }
 
 /// What a route's settlements share, made once per configuration.
-struct RouteBilling {
-    metrics: Arc<RouteMetrics>,
+pub(super) struct RouteBilling {
+    metrics: RouteMetrics,
     /// Per route target: its provider's kind and price-catalog id.
-    providers: Arc<[Option<(String, String)>]>,
+    providers: Vec<Option<(String, String)>>,
+}
+
+impl RouteBilling {
+    /// The kind and price-catalog id of the provider behind route target `index`.
+    fn provider(&self, index: usize) -> Option<&(String, String)> {
+        self.providers.get(index)?.as_ref()
+    }
 }
 
 /// A decoded request as it leaves the front door.
@@ -203,13 +210,13 @@ impl Gateway {
             .map(|r| {
                 let outcomes = Outcome::ALL.map(Outcome::as_str);
                 let attempt_outcomes = AttemptOutcome::ALL.map(AttemptOutcome::as_str);
-                let metrics = Arc::new(RouteMetrics::new(&r.name, r.targets.iter().map(TargetConfig::label), &outcomes, &attempt_outcomes));
+                let metrics = RouteMetrics::new(&r.name, r.targets.iter().map(TargetConfig::label), &outcomes, &attempt_outcomes);
                 let providers = r
                     .targets
                     .iter()
                     .map(|t| config.providers.get(&t.provider).map(|p| (p.kind().to_owned(), p.catalog.clone())))
                     .collect();
-                (r.name.clone(), RouteBilling { metrics, providers })
+                (r.name.clone(), Arc::new(RouteBilling { metrics, providers }))
             })
             .collect();
         Gateway { config, providers, prices, ledger, shared, route_slots, target_slots, billing }
@@ -236,9 +243,8 @@ impl Gateway {
         let route_permit = self.route_slot(&route).await?;
         let started = Instant::now();
         let providers: Vec<Option<&ProviderConfig>> = route.targets.iter().map(|t| self.provider_config(t)).collect();
-        let billing = self.billing.get(&route.name);
-        let (metrics, billing) = (billing.map(|b| b.metrics.clone()), billing.map_or_else(|| Arc::from([]), |b| b.providers.clone()));
-        let mut settlement = Settlement::new(&inbound, &route, billing, self.ledger.clone(), self.prices.clone(), metrics);
+        let billing = self.billing.get(&route.name).cloned();
+        let mut settlement = Settlement::new(&inbound, &route, billing, self.ledger.clone(), self.prices.clone());
         settlement.hold(route_permit);
 
         let plan = routing::plan(&PlanContext {

@@ -11,13 +11,12 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::Inbound;
+use super::{Inbound, RouteBilling};
 use crate::canonical::{StreamEvent, Usage};
 use crate::config::{RouteConfig, TargetConfig};
 use crate::ledger::{AttemptOutcome, AttemptRecord, LedgerEntry, LedgerHandle, Outcome, PriceCatalog, RequestRecord};
 use crate::providers::UpstreamError;
 use crate::routing::{AttemptLog, AttemptResult, Health};
-use crate::telemetry::RouteMetrics;
 
 pub struct Settlement {
     /// Attempts the failover engine has started, recorded as they begin so that a
@@ -25,16 +24,15 @@ pub struct Settlement {
     /// [`Settlement::absorb`].
     pub(super) pending: Vec<AttemptLog>,
     route: Arc<RouteConfig>,
-    /// Per route target: its provider's kind and price-catalog id.
-    providers: Arc<[Option<(String, String)>]>,
+    /// The route's per-target billing facts and metric handles (every route of the
+    /// configuration has them).
+    billing: Option<Arc<RouteBilling>>,
     ledger: LedgerHandle,
     prices: Arc<PriceCatalog>,
     request: RequestRecord,
     attempts: Vec<AttemptRecord>,
     /// Per attempt: its route target's index.
     targets: Vec<usize>,
-    /// The route's metric handles (every route of the configuration has them).
-    metrics: Option<Arc<RouteMetrics>>,
     /// The attempt whose answer the client is getting.
     answering: Option<usize>,
     answer_started: Option<Instant>,
@@ -52,10 +50,9 @@ impl Settlement {
     pub(super) fn new(
         inbound: &Inbound,
         route: &Arc<RouteConfig>,
-        providers: Arc<[Option<(String, String)>]>,
+        billing: Option<Arc<RouteBilling>>,
         ledger: LedgerHandle,
         prices: Arc<PriceCatalog>,
-        metrics: Option<Arc<RouteMetrics>>,
     ) -> Settlement {
         let request = RequestRecord {
             id: uuid::Uuid::now_v7().to_string(),
@@ -66,7 +63,7 @@ impl Settlement {
             stream: inbound.request.stream,
             ..blank_request()
         };
-        Settlement { pending: Vec::new(), route: route.clone(), providers, ledger, prices, request, attempts: Vec::new(), targets: Vec::new(), metrics, answering: None, answer_started: None, started: Instant::now(), done: false, answered_model: None, permits: Vec::new(), stream_health: None }
+        Settlement { pending: Vec::new(), route: route.clone(), billing, ledger, prices, request, attempts: Vec::new(), targets: Vec::new(), answering: None, answer_started: None, started: Instant::now(), done: false, answered_model: None, permits: Vec::new(), stream_health: None }
     }
 
     /// The ledger id of the request (empty once the settlement is finished).
@@ -88,7 +85,7 @@ impl Settlement {
         let route = self.route.clone();
         for log in std::mem::take(&mut self.pending) {
             let Some(target) = route.targets.get(log.target) else { continue };
-            let kind = self.providers.get(log.target).and_then(|p| p.as_ref()).map(|(kind, _)| kind.clone());
+            let kind = self.billing.as_deref().and_then(|b| b.provider(log.target)).map(|(kind, _)| kind.clone());
             self.attempt(log.target, target, kind.unwrap_or_default(), &log);
         }
     }
@@ -212,7 +209,7 @@ impl Settlement {
         }
         // Each attempt is priced at the rate in force when it started.
         for (attempt, &index) in self.attempts.iter_mut().zip(&self.targets) {
-            let catalog = self.providers.get(index).and_then(|p| p.as_ref()).map_or("", |(_, catalog)| catalog.as_str());
+            let catalog = self.billing.as_deref().and_then(|b| b.provider(index)).map_or("", |(_, catalog)| catalog.as_str());
             let Some(target) = self.route.targets.get(index) else { continue };
             let model = target.priced_as.as_deref().unwrap_or(&target.model);
             if let Some(price) = self.prices.price_at(catalog, model, attempt.started_at) {
@@ -251,7 +248,7 @@ impl Settlement {
     }
 
     fn metrics(&self, latency: Duration) {
-        let Some(metrics) = &self.metrics else { return };
+        let Some(metrics) = self.billing.as_ref().map(|b| &b.metrics) else { return };
         metrics.request_finished(self.request.outcome.as_str(), latency);
         for (attempt, &index) in self.attempts.iter().zip(&self.targets) {
             let Some(target) = metrics.target(index) else { continue };
