@@ -11,6 +11,7 @@
 # 15) at 8 connections, and the total is divided by the requests served. Needs valgrind,
 # wrk and a release build of examples/bench_upstream
 # (cargo build --release --bin switchyard --example bench_upstream).
+# BENCH_KEEP_PROFILE=FILE keeps the callgrind dump for callgrind_annotate.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GATEWAY=${1:-target/release/switchyard}
@@ -67,3 +68,6 @@ requests=$(awk '/requests in/ {print $1}' "$WORK/wrk.out")
 dump=$(ls -t "$WORK"/callgrind.out* | head -1)
 instructions=$(awk '/^(summary|totals):/ {print $2; exit}' "$dump")
 echo "requests=$requests instructions_per_request=$((instructions / requests))"
+# BENCH_KEEP_PROFILE=FILE keeps the dump, for callgrind_annotate --inclusive=yes FILE.
+[ -n "${BENCH_KEEP_PROFILE:-}" ] && cp "$dump" "$BENCH_KEEP_PROFILE"
+true

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Gateway overhead benchmark: a mock OpenAI upstream on loopback that answers at once,
-# called (a) directly, (b) through nginx, (c) through switchyard, with wrk at 32
-# connections, non-streaming. Prints a summary table and writes target/bench/summary.json.
+# called (a) directly, (b) through nginx, (c) through a bare hyper proxy
+# (examples/bare_proxy.rs: the ceiling for a proxy on the gateway's HTTP crates),
+# (d) through switchyard, with wrk at 32 connections, non-streaming. Prints a summary table and writes target/bench/summary.json.
 # See BENCHMARKS.md for what is measured and why it is set up this way.
 #
 #   bash scripts/bench.sh
@@ -19,7 +20,7 @@
 #   BENCH_QUIET_WAIT=60    seconds to wait for other processes to calm down before measuring
 #   BENCH_MIN_REQUESTS=100000  requests the gateway must have served before its RSS is read
 #   BENCH_LEDGER_BATCH=    ledger.batch_size for the gateway (default: the gateway's own)
-#   BENCH_PORT_BASE=19100  mock = +1, nginx = +2, gateway = +3 (127.0.0.1 only)
+#   BENCH_PORT_BASE=19100  mock = +1, nginx = +2, gateway = +3, bare proxy = +4 (127.0.0.1 only)
 #   BENCH_SKIP_BUILD=1     use the existing target/release binaries
 #
 # Bounded: every wrk run has a duration and a `timeout`; the measuring takes 3-5 minutes
@@ -43,6 +44,7 @@ PORT_BASE=${BENCH_PORT_BASE:-19100}
 MOCK_PORT=$((PORT_BASE + 1))
 NGINX_PORT=$((PORT_BASE + 2))
 GW_PORT=$((PORT_BASE + 3))
+BARE_PORT=$((PORT_BASE + 4))
 OUT_DIR=$ROOT/target/bench
 
 log() { printf 'bench.sh: %s\n' "$*" >&2; }
@@ -70,13 +72,14 @@ NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
 # ---------------------------------------------------------------- build
 if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
-    log "cargo build --release --bin switchyard --example bench_upstream"
-    cargo build --release --bin switchyard --example bench_upstream
+    log "cargo build --release --bin switchyard --example bench_upstream --example bare_proxy"
+    cargo build --release --bin switchyard --example bench_upstream --example bare_proxy
 fi
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 GATEWAY_BIN=$TARGET_DIR/release/switchyard
 MOCK_BIN=$TARGET_DIR/release/examples/bench_upstream
-[ -x "$GATEWAY_BIN" ] && [ -x "$MOCK_BIN" ] || die "binaries missing; build them first"
+BARE_BIN=$TARGET_DIR/release/examples/bare_proxy
+[ -x "$GATEWAY_BIN" ] && [ -x "$MOCK_BIN" ] && [ -x "$BARE_BIN" ] || die "binaries missing; build them first"
 
 # ---------------------------------------------------------------- processes
 WORK=$(mktemp -d -t switchyard-bench.XXXXXX)
@@ -114,7 +117,7 @@ fi
 [ "$NICE" != 0 ] && PIN_DESC="$PIN_DESC; all at nice $NICE"
 log "$PIN_DESC"
 
-for port in "$MOCK_PORT" "$NGINX_PORT" "$GW_PORT"; do
+for port in "$MOCK_PORT" "$NGINX_PORT" "$GW_PORT" "$BARE_PORT"; do
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then die "port $port is in use; set BENCH_PORT_BASE"; fi
 done
 
@@ -172,6 +175,12 @@ EOF
 NGINX_PID=$!
 PIDS+=("$NGINX_PID")
 wait_http "http://127.0.0.1:$NGINX_PORT/nginx-healthz" "$NGINX_PID" nginx
+
+# The bare hyper proxy: what the gateway's HTTP crates cost with nothing else to do.
+"${PROXY[@]}" "$BARE_BIN" --listen "127.0.0.1:$BARE_PORT" --upstream "127.0.0.1:$MOCK_PORT" >"$WORK/bare.log" 2>&1 &
+BARE_PID=$!
+PIDS+=("$BARE_PID")
+wait_http "http://127.0.0.1:$BARE_PORT/healthz" "$BARE_PID" bare
 
 # The gateway: one route, one openai-compatible target, SQLite ledger in the work dir.
 {
@@ -239,7 +248,7 @@ end
 EOF
 
 # Sanity: every path answers the same body with 200.
-for target in "direct:$MOCK_PORT" "nginx:$NGINX_PORT" "gateway:$GW_PORT"; do
+for target in "direct:$MOCK_PORT" "nginx:$NGINX_PORT" "bare:$BARE_PORT" "gateway:$GW_PORT"; do
     name=${target%%:*}; port=${target#*:}
     answer=$(curl -sS --max-time 5 -w '\n%{http_code}' -H 'content-type: application/json' -d "$BODY" "http://127.0.0.1:$port/v1/chat/completions")
     code=${answer##*$'\n'}
@@ -250,6 +259,7 @@ url_of() {
     case $1 in
         direct) echo "http://127.0.0.1:$MOCK_PORT/v1/chat/completions" ;;
         nginx) echo "http://127.0.0.1:$NGINX_PORT/v1/chat/completions" ;;
+        bare) echo "http://127.0.0.1:$BARE_PORT/v1/chat/completions" ;;
         gateway) echo "http://127.0.0.1:$GW_PORT/v1/chat/completions" ;;
     esac
 }
@@ -264,13 +274,13 @@ cpu_ticks() {
     done
     echo "$total"
 }
-proxy_pid() { case $1 in nginx) echo "$NGINX_PID" ;; gateway) echo "$GW_PID" ;; *) echo "" ;; esac; }
+proxy_pid() { case $1 in nginx) echo "$NGINX_PID" ;; bare) echo "$BARE_PID" ;; gateway) echo "$GW_PID" ;; *) echo "" ;; esac; }
 GW_REQUESTS=0
 
 # Busy CPU ticks of the whole machine (user, nice, system, irq, softirq, steal).
 machine_busy() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
-# CPU ticks of everything this script runs in the background (mock, nginx, gateway).
-ours_ticks() { echo $(( $(cpu_ticks "$MOCK_PID") + $(cpu_ticks "$NGINX_PID") + $(cpu_ticks "$GW_PID") )); }
+# CPU ticks of everything this script runs in the background (mock, nginx, bare proxy, gateway).
+ours_ticks() { echo $(( $(cpu_ticks "$MOCK_PID") + $(cpu_ticks "$NGINX_PID") + $(cpu_ticks "$BARE_PID") + $(cpu_ticks "$GW_PID") )); }
 NCPU=$(nproc)
 CLK_TCK=$(getconf CLK_TCK)
 # Percent of the machine's CPU used by anything else (other users' builds, ...).
@@ -358,13 +368,13 @@ GW_MEM_REQUESTS=$GW_REQUESTS
 GW_RSS_KIB=$(status_kib "$GW_PID" VmRSS)
 GW_HWM_KIB=$(status_kib "$GW_PID" VmHWM)
 # 1. Saturation: throughput and latency with 32 connections pushing as fast as they can.
-for name in direct nginx gateway; do
+for name in direct nginx bare gateway; do
     run_wrk "$name" warmup "$WARMUP" 0
     run_wrk "$name" saturate "$DURATION" 0
 done
 # 2. Fixed load: same 32 connections, each pausing THINK_MS between requests, so every
 #    path sees the same offered load well below capacity: latency without queueing.
-for name in direct nginx gateway; do
+for name in direct nginx bare gateway; do
     run_wrk "$name" fixed "$FIXED_DURATION" "$THINK_MS"
 done
 # 3. Memory again, after all the gateway's traffic.
@@ -391,6 +401,9 @@ added_p99_fix=$(( $(f gateway-fixed p99_us) - $(f direct-fixed p99_us) ))
 nginx_added_p50_fix=$(( $(f nginx-fixed p50_us) - $(f direct-fixed p50_us) ))
 nginx_added_p99_fix=$(( $(f nginx-fixed p99_us) - $(f direct-fixed p99_us) ))
 ratio=$(calc %.3f "$(f gateway-saturate rps) / $(f nginx-saturate rps)")
+bare_ratio=$(calc %.3f "$(f bare-saturate rps) / $(f nginx-saturate rps)")
+bare_added_p50_fix=$(( $(f bare-fixed p50_us) - $(f direct-fixed p50_us) ))
+bare_added_p99_fix=$(( $(f bare-fixed p99_us) - $(f direct-fixed p99_us) ))
 cpu_us_per_req() { # run [field] -> CPU microseconds the proxy used per request ("null" for direct)
     case $1 in direct-*) echo null ;; *) calc %.1f "$(f "$1" "${2:-cpu_ticks}") * 1000000 / $CLK_TCK / ($(f "$1" requests) > 0 ? $(f "$1" requests) : 1)" ;; esac
 }
@@ -419,7 +432,7 @@ DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ)
     printf '%-20s %8s %8s %8s %8s %9s %16s %8s\n' "run" "req/s" "p50 us" "p90 us" "p99 us" "p99.9 us" "proxy CPU us/req" "others"
     printf '%-20s %8s %8s %8s %8s %9s %16s %8s\n' "" "" "" "" "" "" "total (kernel)" "CPU %"
     for mode in saturate fixed; do
-        for name in direct nginx gateway; do
+        for name in direct nginx bare gateway; do
             r=$name-$mode
             cpu=$(cpu_us_per_req $r)
             [ "$cpu" = null ] && cpu=- || cpu="$cpu ($(cpu_us_per_req $r cpu_sys_ticks))"
@@ -431,7 +444,9 @@ DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ)
     printf '%-44s %s\n' "gateway added latency, fixed load p50/p99" "${added_p50_fix} / ${added_p99_fix} us   (target p99 <= 1000 us: $v_p99_fix)"
     printf '%-44s %s\n' "gateway added latency, saturation p50/p99" "${added_p50_sat} / ${added_p99_sat} us   (queueing: informational only)"
     printf '%-44s %s\n' "nginx added latency, fixed load p50/p99" "${nginx_added_p50_fix} / ${nginx_added_p99_fix} us"
+    printf '%-44s %s\n' "bare hyper proxy added latency, fixed p50/p99" "${bare_added_p50_fix} / ${bare_added_p99_fix} us"
     printf '%-44s %s\n' "gateway throughput / nginx (saturation)" "$ratio   (target >= 0.70: $v_tput)"
+    printf '%-44s %s\n' "bare hyper proxy throughput / nginx" "$bare_ratio   (the ceiling on these crates)"
     printf '%-44s %s\n' "gateway RSS after $GW_MEM_REQUESTS requests" "$rss_mib MiB (peak $hwm_mib; idle before: $idle_mib)   (target <= 60 MiB: $v_rss)"
     printf '%-44s %s\n' "gateway RSS after $GW_REQUESTS requests" "$rss_end_mib MiB (peak $hwm_end_mib): $growth_mib MiB more per 100k requests"
     printf '%-44s %s\n' "nginx RSS (master + workers)" "$nginx_mib MiB"
@@ -452,11 +467,13 @@ cat >"$OUT_DIR/summary.json" <<EOF
   "gateway_binary": "$GATEWAY_BIN",
   "machine": {"nproc": $NCPU, "cpu": "$CPU_MODEL", "pinned": $([ "$PIN" = 1 ] && echo true || echo false), "pinning": "$PIN_DESC"},
   "load": {"tool": "wrk", "connections": $CONNS, "threads": $WRK_THREADS, "saturation_seconds": $DURATION, "fixed_load_seconds": $FIXED_DURATION, "think_ms": $THINK_MS},
-  "saturation": {"direct": $(run_json direct-saturate), "nginx": $(run_json nginx-saturate), "gateway": $(run_json gateway-saturate)},
-  "fixed_load": {"direct": $(run_json direct-fixed), "nginx": $(run_json nginx-fixed), "gateway": $(run_json gateway-fixed)},
+  "saturation": {"direct": $(run_json direct-saturate), "nginx": $(run_json nginx-saturate), "bare_proxy": $(run_json bare-saturate), "gateway": $(run_json gateway-saturate)},
+  "fixed_load": {"direct": $(run_json direct-fixed), "nginx": $(run_json nginx-fixed), "bare_proxy": $(run_json bare-fixed), "gateway": $(run_json gateway-fixed)},
   "gateway_added_latency_us": {"fixed_load": {"p50": $added_p50_fix, "p99": $added_p99_fix}, "saturation": {"p50": $added_p50_sat, "p99": $added_p99_sat}},
   "nginx_added_latency_us": {"fixed_load": {"p50": $nginx_added_p50_fix, "p99": $nginx_added_p99_fix}},
   "throughput_ratio_gateway_over_nginx": $ratio,
+  "throughput_ratio_bare_proxy_over_nginx": $bare_ratio,
+  "bare_proxy_added_latency_us": {"fixed_load": {"p50": $bare_added_p50_fix, "p99": $bare_added_p99_fix}},
   "gateway_memory": {"requests_served": $GW_MEM_REQUESTS, "rss_mib": $rss_mib, "peak_rss_mib": $hwm_mib, "idle_rss_mib": $idle_mib,
     "end": {"requests_served": $GW_REQUESTS, "rss_mib": $rss_end_mib, "peak_rss_mib": $hwm_end_mib, "growth_mib_per_100k_requests": $growth_mib}, "threads": $GW_THREADS},
   "nginx_rss_mib": $nginx_mib,
