@@ -26,7 +26,7 @@ const TOKEN: &str = "SESSION-TOKEN-EXAMPLE";
 
 fn upstream(mock: &MockUpstream, session_token: Option<&str>) -> BedrockUpstream {
     let credentials = bedrock::static_credentials(AKID.to_owned(), SECRET.to_owned(), session_token.map(str::to_owned));
-    BedrockUpstream::new("bedrock-test".to_owned(), REGION.to_owned(), credentials, reqwest::Client::new(), Some(mock.base_url()))
+    BedrockUpstream::new("bedrock-test".to_owned(), REGION.to_owned(), credentials, switchyard::providers::HttpClient::default(), Some(mock.base_url()))
 }
 
 fn chat(text: &str) -> ChatRequest {

@@ -20,12 +20,12 @@ const TOKEN: &str = "ya29.test-access-token";
 const MODEL: &str = "gemini-2.5-flash";
 
 fn api(mock: &MockUpstream) -> GeminiUpstream {
-    GeminiUpstream::gemini_api("gemini-test".to_owned(), SecretString::from(KEY), reqwest::Client::new(), Some(mock.base_url()))
+    GeminiUpstream::gemini_api("gemini-test".to_owned(), SecretString::from(KEY), switchyard::providers::HttpClient::default(), Some(mock.base_url()))
 }
 
 fn vertex(mock: &MockUpstream) -> GeminiUpstream {
     let auth = GoogleAuth::Static(SecretString::from(TOKEN));
-    GeminiUpstream::vertex("vertex-test".to_owned(), "my-project".to_owned(), "us-central1".to_owned(), auth, reqwest::Client::new(), Some(mock.base_url()))
+    GeminiUpstream::vertex("vertex-test".to_owned(), "my-project".to_owned(), "us-central1".to_owned(), auth, switchyard::providers::HttpClient::default(), Some(mock.base_url()))
 }
 
 fn chat(text: &str) -> ChatRequest {

@@ -27,7 +27,7 @@ use crate::config::{Config, ProviderConfig, RouteConfig, StreamRecovery, TargetC
 use crate::error::GatewayError;
 use crate::ledger::{AttemptOutcome, LedgerHandle, Outcome, PriceCatalog};
 use crate::telemetry::RouteMetrics;
-use crate::providers::{Answer, AttemptRequest, Completion, ErrorKind, ItemStream, Provider, StreamItem, UpstreamError};
+use crate::providers::{Answer, AttemptRequest, Completion, ErrorKind, HttpClient, ItemStream, Provider, StreamItem, UpstreamError};
 use crate::routing::{self, AttemptReport, Availability, Health, PlanContext, ShareTracker, Stop};
 
 /// State that outlives a configuration: what the gateway has learned about targets.
@@ -457,23 +457,9 @@ fn failure(route: &RouteConfig, attempts: &[routing::AttemptLog], stop: Stop) ->
 }
 
 /// Each provider gets its own connection pool, so one slow upstream cannot starve
-/// another of connections, and its own connect timeout. Redirects are not followed (an
-/// API upstream that redirects is misconfigured, and following would resend the body
-/// and key elsewhere) and the client does not retry on its own: retries are the
-/// route's, counted and billed as attempts.
-fn http_client(provider: &ProviderConfig) -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .retry(reqwest::retry::never())
-        .connect_timeout(provider.connect_timeout)
-        .tcp_nodelay(true)
-        .pool_idle_timeout(Duration::from_secs(90))
-        .pool_max_idle_per_host(256)
-        .build()
-        .unwrap_or_else(|e| {
-            tracing::error!(provider = %provider.name, error = %e, "could not build a tuned HTTP client; using defaults");
-            reqwest::Client::new()
-        })
+/// another of connections, and its own connect timeout.
+fn http_client(provider: &ProviderConfig) -> HttpClient {
+    HttpClient::new(provider.connect_timeout)
 }
 
 /// Reads a stream until its first content event (or its end, for an empty answer).

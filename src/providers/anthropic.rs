@@ -8,6 +8,7 @@
 use http::{HeaderMap, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 
+use super::transport;
 use super::upstream::{self, Decoded, FrameDecode, SseFraming};
 use super::*;
 use crate::canonical::StreamEvent;
@@ -31,7 +32,7 @@ pub struct AnthropicUpstream {
     auth: AnthropicAuth,
     platform: Platform,
     anthropic_version: String,
-    http: reqwest::Client,
+    http: HttpClient,
 }
 
 impl std::fmt::Debug for AnthropicUpstream {
@@ -42,7 +43,7 @@ impl std::fmt::Debug for AnthropicUpstream {
 
 impl AnthropicUpstream {
     /// The Claude API at `base_url` (default `https://api.anthropic.com`).
-    pub fn claude_api(provider: String, base_url: &str, api_key: SecretString, anthropic_version: String, http: reqwest::Client) -> Self {
+    pub fn claude_api(provider: String, base_url: &str, api_key: SecretString, anthropic_version: String, http: HttpClient) -> Self {
         AnthropicUpstream {
             provider,
             url_template: format!("{}/v1/messages", base_url.trim_end_matches('/')),
@@ -54,7 +55,7 @@ impl AnthropicUpstream {
     }
 
     /// Claude on Vertex AI: `…/projects/{project}/locations/{region}/publishers/anthropic/models/{model}:{method}`.
-    pub fn vertex(provider: String, base_url: &str, project: &str, region: &str, auth: Arc<GoogleAuth>, http: reqwest::Client) -> Self {
+    pub fn vertex(provider: String, base_url: &str, project: &str, region: &str, auth: Arc<GoogleAuth>, http: HttpClient) -> Self {
         AnthropicUpstream {
             provider,
             url_template: format!(
@@ -95,15 +96,15 @@ impl AnthropicUpstream {
         if let Some(beta) = attempt.anthropic_beta.and_then(|b| HeaderValue::from_str(b).ok()) {
             headers.insert("anthropic-beta", beta);
         }
-        let request = self.http.post(url).headers(headers).header("content-type", "application/json").body(body);
-        let response = upstream::send(request, |status, headers, body| self.classify(status, headers, body)).await?;
+        let request = transport::post_json(transport::parse_uri(&url, &self.provider)?, headers, body);
+        let response = upstream::send(&self.http, request, |status, headers, body| self.classify(status, headers, body)).await?;
         let rate_limit = RateLimitHint::from_headers(response.headers());
         if stream {
             let events = AnthropicEvents { decoder: EventDecoder::new(), provider: self.provider.clone() };
             let items = upstream::items(response, SseFraming::default(), events, passthrough, &self.provider);
             return Ok(Answer::Stream(EventStream { passthrough, rate_limit, items }));
         }
-        let bytes = response.bytes().await.map_err(|e| UpstreamError::from_transport(&e))?;
+        let bytes = response.bytes().await?;
         let response = if passthrough {
             anthropic::decode_passthrough_response(&bytes)
         } else {

@@ -9,6 +9,7 @@
 use secrecy::{ExposeSecret, SecretString};
 
 use super::openai::{OpenAiChatUpstream, UpstreamSpec};
+use super::HttpClient;
 use crate::config::ProviderConfig;
 use crate::dialects::openai_chat::MaxTokensField;
 
@@ -18,7 +19,7 @@ pub(super) fn azure(
     api_version: &str,
     api_key: &SecretString,
     headers: &[(String, SecretString)],
-    http: &reqwest::Client,
+    http: &HttpClient,
 ) -> OpenAiChatUpstream {
     let endpoint = endpoint.trim_end_matches('/');
     let url_template = if api_version == "v1" {

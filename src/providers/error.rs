@@ -146,22 +146,6 @@ impl UpstreamError {
         self.code = code;
         self
     }
-
-    /// Classifies a transport error from the HTTP client. The error's text can contain
-    /// the request URL, which is not secret (keys travel in headers), but is kept short.
-    pub fn from_transport(err: &reqwest::Error) -> Self {
-        let kind = if err.is_timeout() { ErrorKind::Timeout } else if err.is_decode() { ErrorKind::Protocol } else { ErrorKind::Connect };
-        let detail = if err.is_connect() {
-            "could not connect"
-        } else if err.is_timeout() {
-            "timed out"
-        } else if err.is_body() || err.is_decode() {
-            "the response body broke off"
-        } else {
-            "the connection failed"
-        };
-        UpstreamError::new(kind, detail.to_owned())
-    }
 }
 
 impl fmt::Display for UpstreamError {

@@ -18,6 +18,7 @@ use http::{HeaderMap, HeaderValue};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use secrecy::{ExposeSecret, SecretString};
 
+use super::transport;
 use super::upstream::{self, Decoded, FrameDecode, SseFraming};
 use super::*;
 use crate::dialects::gemini::{self, AnswerError, EncodeOptions, GeminiStatus, GeminiStreamDecoder, GeminiSurface, ResponseContext};
@@ -135,7 +136,7 @@ pub struct GeminiUpstream {
     /// Everything before `/{model}:generateContent`.
     models_url: String,
     auth: GoogleAuth,
-    http: reqwest::Client,
+    http: HttpClient,
 }
 
 impl std::fmt::Debug for GeminiUpstream {
@@ -151,7 +152,7 @@ impl std::fmt::Debug for GeminiUpstream {
 impl GeminiUpstream {
     /// The Gemini API: `POST {base}/v1beta/models/{model}:generateContent`.
     /// `base_url` replaces `https://generativelanguage.googleapis.com` (a proxy, a mock).
-    pub fn gemini_api(name: String, api_key: SecretString, http: reqwest::Client, base_url: Option<String>) -> Self {
+    pub fn gemini_api(name: String, api_key: SecretString, http: HttpClient, base_url: Option<String>) -> Self {
         let base = base_url.unwrap_or_else(|| GEMINI_API_BASE.to_owned());
         GeminiUpstream {
             provider: name,
@@ -167,7 +168,7 @@ impl GeminiUpstream {
     /// `https://aiplatform.googleapis.com` for the `global` location
     /// (<https://cloud.google.com/vertex-ai/generative-ai/docs/learn/locations>).
     /// `base_url` replaces it (a Private Service Connect endpoint, a mock).
-    pub fn vertex(name: String, project: String, region: String, auth: GoogleAuth, http: reqwest::Client, base_url: Option<String>) -> Self {
+    pub fn vertex(name: String, project: String, region: String, auth: GoogleAuth, http: HttpClient, base_url: Option<String>) -> Self {
         let base = base_url.unwrap_or_else(|| match region.as_str() {
             "global" => "https://aiplatform.googleapis.com".to_owned(),
             _ => format!("https://{}-aiplatform.googleapis.com", utf8_percent_encode(&region, PATH_SEGMENT)),
@@ -187,15 +188,16 @@ impl GeminiUpstream {
             .map_err(|feature| UpstreamError::new(ErrorKind::Unsupported, format!("{} (gemini) cannot take {feature}", self.provider)))?;
         let body = serde_json::to_vec(&wire).map_err(|e| UpstreamError::new(ErrorKind::Protocol, format!("could not encode the request: {e}")))?;
         let (auth_name, auth_value) = self.auth.header(&self.provider).await?;
-        let request =
-            self.http.post(self.url(attempt.model, stream)).header(auth_name, auth_value).header("content-type", "application/json").body(body);
-        let response = upstream::send(request, |status, headers, body| self.classify(status, headers, body)).await?;
+        let mut headers = HeaderMap::new();
+        headers.insert(auth_name, auth_value);
+        let request = transport::post_json(transport::parse_uri(&self.url(attempt.model, stream), &self.provider)?, headers, body);
+        let response = upstream::send(&self.http, request, |status, headers, body| self.classify(status, headers, body)).await?;
         if stream {
             let events = GeminiEvents { decoder: GeminiStreamDecoder::new(attempt.model), errors: self.error_context() };
             let items = upstream::items(response, SseFraming::default(), events, false, &self.provider);
             return Ok(Answer::Stream(EventStream { passthrough: false, rate_limit: None, items }));
         }
-        let bytes = response.bytes().await.map_err(|e| UpstreamError::from_transport(&e))?;
+        let bytes = response.bytes().await?;
         let wire: gemini::GeminiResponse = serde_json::from_slice(&bytes)
             .map_err(|e| UpstreamError::new(ErrorKind::Protocol, format!("unreadable answer from {}: {e}", self.provider)))?;
         let context = ResponseContext { model: attempt.model, created: chrono::Utc::now().timestamp() };
@@ -356,12 +358,12 @@ mod tests {
 
     #[test]
     fn vertex_urls_use_the_regional_host_or_the_global_one() {
-        let regional = GeminiUpstream::vertex("v".into(), "my-proj".into(), "europe-west4".into(), GoogleAuth::Static(key()), reqwest::Client::new(), None);
+        let regional = GeminiUpstream::vertex("v".into(), "my-proj".into(), "europe-west4".into(), GoogleAuth::Static(key()), HttpClient::default(), None);
         assert_eq!(
             regional.url("gemini-2.5-flash", false),
             "https://europe-west4-aiplatform.googleapis.com/v1/projects/my-proj/locations/europe-west4/publishers/google/models/gemini-2.5-flash:generateContent"
         );
-        let global = GeminiUpstream::vertex("v".into(), "my-proj".into(), "global".into(), GoogleAuth::Static(key()), reqwest::Client::new(), None);
+        let global = GeminiUpstream::vertex("v".into(), "my-proj".into(), "global".into(), GoogleAuth::Static(key()), HttpClient::default(), None);
         assert_eq!(
             global.url("gemini-2.5-pro", true),
             "https://aiplatform.googleapis.com/v1/projects/my-proj/locations/global/publishers/google/models/gemini-2.5-pro:streamGenerateContent?alt=sse"
@@ -370,13 +372,13 @@ mod tests {
 
     #[test]
     fn gemini_api_urls_accept_model_ids_with_the_models_prefix() {
-        let api = GeminiUpstream::gemini_api("g".into(), key(), reqwest::Client::new(), None);
+        let api = GeminiUpstream::gemini_api("g".into(), key(), HttpClient::default(), None);
         assert_eq!(api.url("models/gemini-2.0-flash", false), "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.0-flash:generateContent");
     }
 
     #[test]
     fn the_debug_form_shows_no_credential() {
-        let api = GeminiUpstream::gemini_api("g".into(), key(), reqwest::Client::new(), None);
+        let api = GeminiUpstream::gemini_api("g".into(), key(), HttpClient::default(), None);
         assert!(!format!("{api:?} {:?}", GoogleAuth::ApiKey(key())).contains("AIza"));
     }
 

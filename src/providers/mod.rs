@@ -13,6 +13,7 @@ pub mod gemini;
 mod openai;
 mod openai_compatible;
 mod sim;
+mod transport;
 mod upstream;
 mod vertex;
 
@@ -26,6 +27,7 @@ pub use error::{parse_go_duration, parse_retry_after, retry_after_from_headers, 
 pub use anthropic::AnthropicUpstream;
 pub use openai::OpenAiChatUpstream;
 pub use sim::Sim;
+pub use transport::HttpClient;
 pub use vertex::VertexUpstream;
 
 use crate::canonical::{ChatRequest, ChatResponse, Dialect, StreamEvent};
@@ -98,7 +100,7 @@ pub struct StreamItem {
 }
 
 impl Provider {
-    pub fn from_config(config: &ProviderConfig, http: &reqwest::Client) -> Arc<Provider> {
+    pub fn from_config(config: &ProviderConfig, http: &HttpClient) -> Arc<Provider> {
         let provider = match &config.settings {
             ProviderSettings::OpenAi { base_url, api_key, headers } => {
                 Provider::OpenAi(openai::openai(config, base_url, api_key, headers, http))

@@ -7,6 +7,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
 
+use super::transport::{self, HttpClient, HttpResponse};
 use super::*;
 use crate::canonical::ContentPart;
 use crate::dialects::json::RawObject;
@@ -20,12 +21,12 @@ pub struct OpenAiChatUpstream {
     /// `{model}` is replaced by the target's model (Azure puts the deployment in the path).
     url_template: String,
     /// The URL, parsed once, when it does not depend on the model.
-    url: Option<reqwest::Url>,
+    url: Option<http::Uri>,
     headers: HeaderMap,
     /// The credential, kept only to scrub it from any upstream text we pass on.
     secret: Option<SecretString>,
     max_tokens_field: MaxTokensField,
-    http: reqwest::Client,
+    http: HttpClient,
 }
 
 impl std::fmt::Debug for OpenAiChatUpstream {
@@ -50,7 +51,7 @@ pub(super) fn openai(
     base_url: &str,
     api_key: &SecretString,
     headers: &[(String, SecretString)],
-    http: &reqwest::Client,
+    http: &HttpClient,
 ) -> OpenAiChatUpstream {
     OpenAiChatUpstream::new(
         UpstreamSpec {
@@ -66,7 +67,7 @@ pub(super) fn openai(
 }
 
 impl OpenAiChatUpstream {
-    pub(super) fn new(spec: UpstreamSpec<'_>, http: &reqwest::Client) -> Self {
+    pub(super) fn new(spec: UpstreamSpec<'_>, http: &HttpClient) -> Self {
         let mut headers = HeaderMap::new();
         let mut insert = |name: &str, value: &str| {
             match (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
@@ -87,7 +88,7 @@ impl OpenAiChatUpstream {
         }
         OpenAiChatUpstream {
             provider: spec.config.name.clone(),
-            url: (!spec.url_template.contains("{model}")).then(|| reqwest::Url::parse(&spec.url_template).ok()).flatten(),
+            url: (!spec.url_template.contains("{model}")).then(|| spec.url_template.parse().ok()).flatten(),
             url_template: spec.url_template,
             headers,
             secret: spec.secret,
@@ -100,19 +101,19 @@ impl OpenAiChatUpstream {
         let stream = attempt.request.stream;
         let passthrough = attempt.original.is_some();
         let body = self.body(&attempt)?;
-        let request = match &self.url {
-            Some(url) => self.http.post(url.clone()),
-            None => self.http.post(self.url_template.replace("{model}", attempt.model)),
+        let url = match &self.url {
+            Some(url) => url.clone(),
+            None => transport::parse_uri(&self.url_template.replace("{model}", attempt.model), &self.provider)?,
         };
-        let request = request.headers(self.headers.clone()).header("content-type", "application/json").body(body);
-        let response = upstream::send(request, |status, headers, body| self.classify(status, headers, body)).await?;
+        let request = transport::post_json(url, self.headers.clone(), body);
+        let response = upstream::send(&self.http, request, |status, headers, body| self.classify(status, headers, body)).await?;
         let rate_limit = RateLimitHint::from_headers(response.headers());
         if stream {
             let client_wants_usage = attempt.request.include_usage;
             let items = self.event_stream(response, passthrough, client_wants_usage);
             return Ok(Answer::Stream(EventStream { passthrough, rate_limit, items }));
         }
-        let bytes = response.bytes().await.map_err(|e| UpstreamError::from_transport(&e))?;
+        let bytes = response.bytes().await?;
         let response = if passthrough {
             openai_chat::decode_passthrough_response(&bytes)
         } else {
@@ -139,7 +140,7 @@ impl OpenAiChatUpstream {
         encoded.map_err(|e| UpstreamError::new(ErrorKind::Protocol, format!("could not encode the request: {e}")))
     }
 
-    fn event_stream(&self, response: reqwest::Response, passthrough: bool, client_wants_usage: bool) -> ItemStream {
+    fn event_stream(&self, response: HttpResponse, passthrough: bool, client_wants_usage: bool) -> ItemStream {
         let events = OpenAiEvents { chunks: ChunkDecoder::new(), client_wants_usage, provider: self.provider.clone() };
         upstream::items(response, SseFraming::default(), events, passthrough, &self.provider)
     }

@@ -7,6 +7,7 @@
 use secrecy::{ExposeSecret, SecretString};
 
 use super::openai::{OpenAiChatUpstream, UpstreamSpec};
+use super::HttpClient;
 use crate::config::ProviderConfig;
 use crate::dialects::openai_chat::MaxTokensField;
 
@@ -15,7 +16,7 @@ pub(super) fn compatible(
     base_url: &str,
     api_key: Option<&SecretString>,
     headers: &[(String, SecretString)],
-    http: &reqwest::Client,
+    http: &HttpClient,
 ) -> OpenAiChatUpstream {
     OpenAiChatUpstream::new(
         UpstreamSpec {

@@ -13,9 +13,11 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use http::HeaderMap;
+use http::{HeaderMap, Request};
+use http_body_util::Full;
 
 use super::bedrock::eventstream::{FrameDecoder, StreamMessage};
+use super::transport::{HttpClient, HttpResponse};
 use super::{ErrorKind, ItemStream, StreamItem, UpstreamError};
 use crate::canonical::StreamEvent;
 use crate::dialects::sse::{SseDecoder, SseEvent};
@@ -24,10 +26,11 @@ use crate::dialects::sse::{SseDecoder, SseEvent};
 /// received); the pipeline bounds the whole attempt, body included, with one timer. An error status is read whole and handed, with its headers, to
 /// the adapter's `classify`: only the adapter knows what its upstream's errors mean.
 pub(super) async fn send(
-    request: reqwest::RequestBuilder,
+    http: &HttpClient,
+    request: Request<Full<Bytes>>,
     classify: impl FnOnce(u16, &HeaderMap, &[u8]) -> UpstreamError,
-) -> Result<reqwest::Response, UpstreamError> {
-    let response = request.send().await.map_err(|e| UpstreamError::from_transport(&e))?;
+) -> Result<HttpResponse, UpstreamError> {
+    let response = http.send(request).await?;
     let status = response.status();
     if status.is_success() {
         return Ok(response);
@@ -135,7 +138,7 @@ pub(super) fn ended_early(provider: &str) -> UpstreamError {
 }
 
 struct State<F, D> {
-    body: std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<Bytes>> + Send>>,
+    body: std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<Bytes, UpstreamError>> + Send>>,
     framing: F,
     decoder: D,
     queue: VecDeque<Result<StreamItem, UpstreamError>>,
@@ -146,13 +149,13 @@ struct State<F, D> {
 
 /// Streams the items of an upstream's streamed response. `passthrough` says whether the
 /// client speaks the upstream's dialect, so frames the decoder forwards keep their payload.
-pub(super) fn items<F, D>(response: reqwest::Response, framing: F, decoder: D, passthrough: bool, provider: &str) -> ItemStream
+pub(super) fn items<F, D>(response: HttpResponse, framing: F, decoder: D, passthrough: bool, provider: &str) -> ItemStream
 where
     F: Framing,
     D: FrameDecode<Frame = F::Frame>,
 {
     let state = State {
-        body: response.bytes_stream().boxed(),
+        body: response.into_stream().boxed(),
         framing,
         decoder,
         queue: VecDeque::new(),
@@ -185,9 +188,8 @@ where
                     self.framing.push(&bytes);
                     self.drain_frames();
                 }
-                Some(Err(e)) => {
+                Some(Err(err)) => {
                     self.ended = true;
-                    let err = UpstreamError::from_transport(&e);
                     return Some(Err(UpstreamError::new(ErrorKind::StreamCut, format!("{}: {}", self.provider, err.message))));
                 }
                 None => {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use super::anthropic::AnthropicUpstream;
 use super::gemini::{GeminiUpstream, GoogleAuth};
-use super::{Answer, AttemptRequest, UpstreamError};
+use super::{Answer, AttemptRequest, HttpClient, UpstreamError};
 
 #[derive(Debug)]
 pub struct VertexUpstream {
@@ -17,7 +17,7 @@ pub struct VertexUpstream {
 }
 
 impl VertexUpstream {
-    pub fn new(name: String, project: &str, region: &str, base_url: Option<&str>, auth: Arc<GoogleAuth>, http: &reqwest::Client) -> Self {
+    pub fn new(name: String, project: &str, region: &str, base_url: Option<&str>, auth: Arc<GoogleAuth>, http: &HttpClient) -> Self {
         // The global location has no regional host prefix.
         let host = match base_url {
             Some(url) => url.to_owned(),

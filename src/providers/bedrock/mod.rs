@@ -18,6 +18,7 @@ use http::{HeaderMap, HeaderValue};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::Value;
 
+use super::transport;
 use super::upstream::{self, Decoded, EventstreamFraming, FrameDecode};
 use super::*;
 use crate::dialects::bedrock_converse::{self, ConverseStreamDecoder, ResponseContext};
@@ -36,7 +37,7 @@ pub struct BedrockUpstream {
     /// Scheme and host (and port), without a trailing slash.
     endpoint: String,
     credentials: sigv4::CredentialCache,
-    http: reqwest::Client,
+    http: HttpClient,
 }
 
 impl std::fmt::Debug for BedrockUpstream {
@@ -56,7 +57,7 @@ impl BedrockUpstream {
         name: String,
         region: String,
         credentials: SharedCredentialsProvider,
-        http: reqwest::Client,
+        http: HttpClient,
         endpoint_override: Option<String>,
     ) -> Self {
         let endpoint = endpoint_override.unwrap_or_else(|| format!("https://bedrock-runtime.{region}.amazonaws.com"));
@@ -75,15 +76,15 @@ impl BedrockUpstream {
             .map_err(|feature| UpstreamError::new(ErrorKind::Unsupported, format!("{} (bedrock-converse) cannot take {feature}", self.provider)))?;
         let body = serde_json::to_vec(&wire).map_err(|e| UpstreamError::new(ErrorKind::Protocol, format!("could not encode the request: {e}")))?;
         let url = self.url(attempt.model, stream)?;
-        let request = self.signed_request(&url, body).await?;
-        let response = upstream::send(request, |status, headers, body| self.classify(status, headers, body)).await?;
+        let request = self.signed_request(url, body).await?;
+        let response = upstream::send(&self.http, request, |status, headers, body| self.classify(status, headers, body)).await?;
         let id = response.headers().get("x-amzn-requestid").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
         if stream {
             let events = ConverseEvents { decoder: ConverseStreamDecoder::new(id, attempt.model), provider: self.provider.clone() };
             let items = upstream::items(response, EventstreamFraming::default(), events, false, &self.provider);
             return Ok(Answer::Stream(EventStream { passthrough: false, rate_limit: None, items }));
         }
-        let bytes = response.bytes().await.map_err(|e| UpstreamError::from_transport(&e))?;
+        let bytes = response.bytes().await?;
         let wire: bedrock_converse::ConverseResponse = serde_json::from_slice(&bytes)
             .map_err(|e| UpstreamError::new(ErrorKind::Protocol, format!("unreadable answer from {}: {e}", self.provider)))?;
         let context = ResponseContext { id: &id, model: attempt.model, created: chrono::Utc::now().timestamp() };
@@ -91,32 +92,32 @@ impl BedrockUpstream {
         Ok(Answer::Complete(Completion { response, rate_limit: None, passthrough: None }))
     }
 
-    fn url(&self, model: &str, stream: bool) -> Result<reqwest::Url, UpstreamError> {
+    fn url(&self, model: &str, stream: bool) -> Result<http::Uri, UpstreamError> {
         let operation = if stream { "converse-stream" } else { "converse" };
         let url = format!("{}/model/{}/{operation}", self.endpoint, utf8_percent_encode(model, PATH_SEGMENT));
-        reqwest::Url::parse(&url).map_err(|e| UpstreamError::new(ErrorKind::InvalidRequest, format!("{}: invalid endpoint URL: {e}", self.provider)))
+        transport::parse_uri(&url, &self.provider)
     }
 
     /// A POST with the body, signed. The signed headers are exactly those sent:
     /// `host` as the client will write it, `content-type`, and the `x-amz-*` the signer adds.
-    async fn signed_request(&self, url: &reqwest::Url, body: Vec<u8>) -> Result<reqwest::RequestBuilder, UpstreamError> {
+    async fn signed_request(&self, url: http::Uri, body: Vec<u8>) -> Result<http::Request<http_body_util::Full<bytes::Bytes>>, UpstreamError> {
         let credentials = self.credentials.get().await.map_err(|e| self.credentials_error(&e))?;
-        let host = match url.port() {
-            Some(port) => format!("{}:{port}", url.host_str().unwrap_or_default()),
-            None => url.host_str().unwrap_or_default().to_owned(),
-        };
+        let host = transport::host_header(&url);
         let headers = [("host", host.as_str()), ("content-type", "application/json")];
+        let url_text = url.to_string();
         let scope = sigv4::SigningScope { region: &self.region, service: sigv4::SIGNING_NAME, time: SystemTime::now() };
-        let parts = sigv4::SignableParts { method: "POST", url: url.as_str(), headers: &headers, body: &body };
+        let parts = sigv4::SignableParts { method: "POST", url: &url_text, headers: &headers, body: &body };
         let signed = sigv4::sign(&credentials, scope, parts).map_err(|e| UpstreamError::new(ErrorKind::Auth, format!("{}: {e}", self.provider)))?;
-        let mut request = self.http.post(url.clone()).header("content-type", "application/json");
+        let mut signed_headers = HeaderMap::new();
         for (name, value) in signed {
+            // The signer's header names are lower-case constants.
+            let name = http::HeaderName::from_static(name);
             let mut value = HeaderValue::from_str(&value)
                 .map_err(|_| UpstreamError::new(ErrorKind::Auth, format!("{}: the signature is not a valid header", self.provider)))?;
             value.set_sensitive(true);
-            request = request.header(name, value);
+            signed_headers.append(name, value);
         }
-        Ok(request.body(body))
+        Ok(transport::post_json(url, signed_headers, body))
     }
 
     fn credentials_error(&self, error: &CredentialsError) -> UpstreamError {
@@ -282,7 +283,7 @@ mod tests {
             "b".to_owned(),
             "eu-central-1".to_owned(),
             static_credentials("a".to_owned(), "s".to_owned(), None),
-            reqwest::Client::new(),
+            HttpClient::default(),
             None,
         );
         let url = upstream.url("arn:aws:bedrock:eu-central-1::foundation-model/amazon.nova-pro-v1:0", true).map(|u| u.to_string());

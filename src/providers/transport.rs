@@ -1,0 +1,419 @@
+//! The HTTP client every adapter sends its upstream requests with.
+//!
+//! hyper-util's pooled client over rustls (Mozilla's roots, ALPN for HTTP/2), used
+//! directly: the gateway needs no redirect following (an API upstream that redirects is
+//! misconfigured, and following would resend the body and key elsewhere), no client-side
+//! retries (retries are the route's, counted and billed as attempts) and no URL parsing
+//! per request, which are what a general-purpose client adds on every call.
+//!
+//! Egress proxies come from the environment, as curl reads them: `HTTPS_PROXY`,
+//! `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY` (or their lower-case forms). HTTPS upstreams
+//! are reached through a `CONNECT` tunnel, plain-HTTP upstreams by sending the request to
+//! the proxy in absolute form; credentials in the proxy URL become `Proxy-Authorization`.
+//! The proxy itself is reached over plain HTTP.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{Stream, TryStreamExt};
+use http::header::{CONTENT_TYPE, PROXY_AUTHORIZATION};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
+use http_body_util::{BodyDataStream, BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::rt::{Read, ReadBufCursor, Write};
+use hyper_rustls::{HttpsConnector, MaybeHttpsStream};
+use hyper_util::client::legacy::connect::proxy::Tunnel;
+use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::proxy::matcher::Matcher;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tower::Service;
+
+use super::{ErrorKind, UpstreamError};
+
+/// How long an idle pooled connection is kept.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// Idle connections kept per upstream host: enough for the concurrency of a busy route.
+const POOL_MAX_IDLE_PER_HOST: usize = 256;
+
+/// A pooled HTTP/1.1 and HTTP/2 client for one provider. Clones share the pool.
+#[derive(Clone)]
+pub struct HttpClient {
+    client: Client<Connector, Full<Bytes>>,
+    proxies: Option<Arc<Matcher>>,
+}
+
+impl std::fmt::Debug for HttpClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpClient").field("proxied", &self.proxies.is_some()).finish_non_exhaustive()
+    }
+}
+
+impl HttpClient {
+    /// A client that gives up connecting after `connect_timeout` and takes its proxies
+    /// from the environment.
+    pub fn new(connect_timeout: Duration) -> Self {
+        Self::with_proxies(connect_timeout, proxies_from_env())
+    }
+
+    /// A client with explicit proxy rules (`None`: always connect directly).
+    pub fn with_proxies(connect_timeout: Duration, proxies: Option<Matcher>) -> Self {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(connect_timeout));
+        let proxies = proxies.map(Arc::new);
+        let connector = Connector::new(http, proxies.clone());
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST)
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .build(connector);
+        HttpClient { client, proxies }
+    }
+
+    /// Sends a request and returns once the answer's head has arrived; the body is read
+    /// from the [`HttpResponse`]. The caller bounds the whole exchange with its own timer.
+    pub async fn send(&self, mut request: Request<Full<Bytes>>) -> Result<HttpResponse, UpstreamError> {
+        if let Some(auth) = self.proxy_authorization(request.uri()) {
+            request.headers_mut().insert(PROXY_AUTHORIZATION, auth);
+        }
+        match self.client.request(request).await {
+            Ok(response) => Ok(HttpResponse(response)),
+            Err(error) => Err(request_failed(&error)),
+        }
+    }
+
+    /// Credentials for a plain-HTTP request sent through a proxy (tunnelled HTTPS
+    /// requests carry them in the `CONNECT` instead).
+    fn proxy_authorization(&self, uri: &Uri) -> Option<HeaderValue> {
+        let proxies = self.proxies.as_ref()?;
+        if uri.scheme() != Some(&http::uri::Scheme::HTTP) {
+            return None;
+        }
+        proxies.intercept(uri)?.basic_auth().cloned()
+    }
+}
+
+/// The configuration's default connect timeout, proxies from the environment.
+impl Default for HttpClient {
+    fn default() -> Self {
+        Self::new(Duration::from_secs(5))
+    }
+}
+
+/// A JSON POST: the request every adapter sends.
+pub fn post_json(uri: Uri, mut headers: HeaderMap, body: Vec<u8>) -> Request<Full<Bytes>> {
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let mut request = Request::new(Full::new(Bytes::from(body)));
+    *request.method_mut() = Method::POST;
+    *request.uri_mut() = uri;
+    *request.headers_mut() = headers;
+    request
+}
+
+/// Parses an upstream URL built from configuration and the target's model.
+pub fn parse_uri(url: &str, provider: &str) -> Result<Uri, UpstreamError> {
+    url.parse::<Uri>().map_err(|e| UpstreamError::new(ErrorKind::InvalidRequest, format!("{provider}: invalid upstream URL: {e}")))
+}
+
+/// The `host` header the client writes for `uri`: the port only when it is not the
+/// scheme's default (what a signature over `host` must cover).
+pub fn host_header(uri: &Uri) -> String {
+    let host = uri.host().unwrap_or_default();
+    let default_port = match uri.scheme_str() {
+        Some("https") => 443,
+        _ => 80,
+    };
+    match uri.port_u16() {
+        Some(port) if port != default_port => format!("{host}:{port}"),
+        _ => host.to_owned(),
+    }
+}
+
+/// An upstream's answer, its body not yet read.
+#[derive(Debug)]
+pub struct HttpResponse(Response<Incoming>);
+
+impl HttpResponse {
+    pub fn status(&self) -> StatusCode {
+        self.0.status()
+    }
+
+    pub fn headers(&self) -> &HeaderMap {
+        self.0.headers()
+    }
+
+    /// Reads the whole body.
+    pub async fn bytes(self) -> Result<Bytes, UpstreamError> {
+        match self.0.into_body().collect().await {
+            Ok(collected) => Ok(collected.to_bytes()),
+            Err(error) => Err(body_failed(&error)),
+        }
+    }
+
+    /// The body's bytes as they arrive.
+    pub fn into_stream(self) -> impl Stream<Item = Result<Bytes, UpstreamError>> + Send + 'static {
+        BodyDataStream::new(self.0.into_body()).map_err(|error| body_failed(&error))
+    }
+}
+
+/// The proxy rules of the environment, or `None` when it names no proxy.
+fn proxies_from_env() -> Option<Matcher> {
+    const VARIABLES: [&str; 6] = ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"];
+    VARIABLES.iter().any(|name| std::env::var_os(name).is_some_and(|v| !v.is_empty())).then(Matcher::from_env)
+}
+
+fn tls_config() -> rustls::ClientConfig {
+    let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config
+}
+
+/// A request that got no answer: classified for failover. The error's text can name
+/// the upstream's address, so only a fixed description is kept.
+fn request_failed(error: &hyper_util::client::legacy::Error) -> UpstreamError {
+    let kind = if timed_out(error) { ErrorKind::Timeout } else { ErrorKind::Connect };
+    let detail = match (error.is_connect(), kind) {
+        (true, _) => "could not connect",
+        (false, ErrorKind::Timeout) => "timed out",
+        _ => "the connection failed",
+    };
+    UpstreamError::new(kind, detail.to_owned())
+}
+
+/// A body that broke off after the answer's head.
+fn body_failed(error: &hyper::Error) -> UpstreamError {
+    let kind = if timed_out(error) { ErrorKind::Timeout } else { ErrorKind::Connect };
+    UpstreamError::new(kind, "the response body broke off".to_owned())
+}
+
+/// Whether a timeout anywhere in the error's chain caused it.
+fn timed_out(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        if let Some(io) = error.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::TimedOut {
+                return true;
+            }
+        }
+        if error.downcast_ref::<hyper::Error>().is_some_and(hyper::Error::is_timeout) {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type Io = MaybeHttpsStream<TokioIo<tokio::net::TcpStream>>;
+
+/// Opens connections: directly, through a `CONNECT` tunnel (HTTPS via a proxy), or to
+/// the proxy itself (plain HTTP via a proxy), with TLS where the scheme asks for it.
+#[derive(Clone)]
+struct Connector {
+    direct: HttpsConnector<HttpConnector>,
+    http: HttpConnector,
+    tls: Arc<rustls::ClientConfig>,
+    proxies: Option<Arc<Matcher>>,
+}
+
+impl Connector {
+    fn new(http: HttpConnector, proxies: Option<Arc<Matcher>>) -> Self {
+        let tls = Arc::new(tls_config());
+        Connector { direct: https(&tls, http.clone()), http, tls, proxies }
+    }
+}
+
+/// TLS where the URL says `https`, HTTP/2 where the server offers it.
+fn https<C>(tls: &rustls::ClientConfig, inner: C) -> HttpsConnector<C> {
+    hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls.clone()).https_or_http().enable_http1().enable_http2().wrap_connector(inner)
+}
+
+impl Service<Uri> for Connector {
+    type Response = Conn;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Conn, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, dst: Uri) -> Self::Future {
+        let intercept = self.proxies.as_ref().and_then(|p| p.intercept(&dst));
+        let Some(intercept) = intercept else {
+            let connecting = self.direct.call(dst);
+            return Box::pin(async move { Ok(Conn { io: connecting.await?, proxied: false }) });
+        };
+        if intercept.uri().scheme() == Some(&http::uri::Scheme::HTTPS) {
+            let message = "the proxy URL is https://, and proxies are reached over plain HTTP only; use an http:// proxy URL";
+            return Box::pin(async move { Err(message.into()) });
+        }
+        if dst.scheme() == Some(&http::uri::Scheme::HTTPS) {
+            let mut tunnel = Tunnel::new(intercept.uri().clone(), self.http.clone());
+            if let Some(auth) = intercept.basic_auth() {
+                tunnel = tunnel.with_auth(auth.clone());
+            }
+            let connecting = https(&self.tls, tunnel).call(dst);
+            Box::pin(async move { Ok(Conn { io: connecting.await?, proxied: false }) })
+        } else {
+            let connecting = self.direct.call(intercept.uri().clone());
+            Box::pin(async move { Ok(Conn { io: connecting.await?, proxied: true }) })
+        }
+    }
+}
+
+/// A connection, marked when requests on it must name their full URL (sent to a proxy).
+struct Conn {
+    io: Io,
+    proxied: bool,
+}
+
+impl Connection for Conn {
+    fn connected(&self) -> Connected {
+        self.io.connected().proxy(self.proxied)
+    }
+}
+
+impl Read for Conn {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: ReadBufCursor<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl Write for Conn {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_write_vectored(mut self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[std::io::IoSlice<'_>]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// A one-connection server that records the request head it receives and answers
+    /// with `reply` as raw bytes.
+    async fn raw_server(reply: &'static [u8]) -> (String, tokio::task::JoinHandle<String>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let task = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut head = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = socket.read(&mut buf).await.unwrap();
+                if n == 0 {
+                    break;
+                }
+                head.extend_from_slice(&buf[..n]);
+            }
+            socket.write_all(reply).await.unwrap();
+            socket.shutdown().await.ok();
+            String::from_utf8_lossy(&head).into_owned()
+        });
+        (address, task)
+    }
+
+    fn through(proxy: &str) -> HttpClient {
+        let proxies = Matcher::builder().http(proxy.to_owned()).https(proxy.to_owned()).no("localhost-direct.test".to_owned()).build();
+        HttpClient::with_proxies(Duration::from_secs(2), Some(proxies))
+    }
+
+    const OK: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}";
+
+    #[tokio::test]
+    async fn a_plain_http_upstream_is_asked_through_the_proxy_in_absolute_form_with_its_credentials() {
+        let (proxy, head) = raw_server(OK).await;
+        let client = through(&format!("http://user:secret@{proxy}"));
+        let uri: Uri = "http://upstream.test/v1/chat/completions".parse().unwrap();
+        let response = client.send(post_json(uri, HeaderMap::new(), b"{}".to_vec())).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(&response.bytes().await.unwrap()[..], b"{}");
+        let head = head.await.unwrap().to_ascii_lowercase();
+        assert!(head.starts_with("post http://upstream.test/v1/chat/completions http/1.1\r\n"), "{head}");
+        assert!(head.contains("proxy-authorization: basic dxnlcjpzzwnyzxq=\r\n"), "{head}");
+        assert!(head.contains("content-type: application/json\r\n"), "{head}");
+    }
+
+    #[tokio::test]
+    async fn an_https_upstream_is_reached_through_a_connect_tunnel_and_a_refused_tunnel_cannot_connect() {
+        let (proxy, head) = raw_server(b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n").await;
+        let client = through(&format!("http://user:secret@{proxy}"));
+        let uri: Uri = "https://api.upstream.test/v1/messages".parse().unwrap();
+        let error = client.send(post_json(uri, HeaderMap::new(), b"{}".to_vec())).await.unwrap_err();
+        assert_eq!((error.kind, error.message.as_str()), (ErrorKind::Connect, "could not connect"));
+        let head = head.await.unwrap().to_ascii_lowercase();
+        assert!(head.starts_with("connect api.upstream.test:443 http/1.1\r\n"), "{head}");
+        assert!(head.contains("proxy-authorization: basic dxnlcjpzzwnyzxq=\r\n"), "{head}");
+    }
+
+    #[tokio::test]
+    async fn without_proxies_the_request_goes_straight_to_the_upstream_in_origin_form() {
+        let (upstream, head) = raw_server(OK).await;
+        let client = HttpClient::with_proxies(Duration::from_secs(2), None);
+        let uri: Uri = format!("http://{upstream}/v1/chat/completions?x=1").parse().unwrap();
+        let response = client.send(post_json(uri, HeaderMap::new(), b"{}".to_vec())).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let head = head.await.unwrap().to_ascii_lowercase();
+        assert!(head.starts_with("post /v1/chat/completions?x=1 http/1.1\r\n"), "{head}");
+        assert!(head.contains(&format!("host: {upstream}\r\n")), "{head}");
+        assert!(!head.contains("proxy-authorization"), "{head}");
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_a_connect_error() {
+        // Bind, then close: nothing listens on the port any more.
+        let port = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().port();
+        let client = HttpClient::with_proxies(Duration::from_secs(2), None);
+        let uri: Uri = format!("http://127.0.0.1:{port}/v1/chat/completions").parse().unwrap();
+        let error = client.send(post_json(uri, HeaderMap::new(), Vec::new())).await.unwrap_err();
+        assert_eq!((error.kind, error.message.as_str()), (ErrorKind::Connect, "could not connect"));
+    }
+
+    #[tokio::test]
+    async fn a_body_that_breaks_off_says_so() {
+        let (upstream, _head) = raw_server(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n{\"id\":").await;
+        let client = HttpClient::with_proxies(Duration::from_secs(2), None);
+        let uri: Uri = format!("http://{upstream}/v1/chat/completions").parse().unwrap();
+        let response = client.send(post_json(uri, HeaderMap::new(), Vec::new())).await.unwrap();
+        let error = response.bytes().await.unwrap_err();
+        assert_eq!((error.kind, error.message.as_str()), (ErrorKind::Connect, "the response body broke off"));
+    }
+
+    #[test]
+    fn the_host_header_names_a_port_only_when_it_is_not_the_default() {
+        let host = |url: &str| host_header(&url.parse().unwrap());
+        assert_eq!(host("https://bedrock-runtime.us-east-1.amazonaws.com/model/x/converse"), "bedrock-runtime.us-east-1.amazonaws.com");
+        assert_eq!(host("https://bedrock.test:443/model"), "bedrock.test");
+        assert_eq!(host("http://127.0.0.1:9101/model"), "127.0.0.1:9101");
+        assert_eq!(host("http://mock.test:80/model"), "mock.test");
+    }
+}
