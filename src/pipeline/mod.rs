@@ -148,7 +148,7 @@ impl Recovery {
         let attempt = |i: usize| {
             let target = &route.targets[i];
             let prefill = gateway.provider(&target.provider).is_some_and(|p| p.supports_prefill(&target.model));
-            gateway.attempt(if prefill { &with_prefill } else { &with_instruction }, &route, i)
+            Box::pin(gateway.attempt(if prefill { &with_prefill } else { &with_instruction }, &route, i))
         };
         let result = routing::run(remaining, &options, |_| Vec::new(), attempt, &mut settlement.pending).await;
         settlement.absorb();
@@ -261,8 +261,12 @@ impl Gateway {
         }
 
         let options = routing::Options { retry: &route.retry, deadline: started + route.timeouts.total, hedge_after: route.hedge_after };
-        let result =
-            routing::run(plan.order, &options, |t| larger_context(&route, t), |i| self.attempt(&inbound, &route, i), &mut settlement.pending).await;
+        // Each attempt is boxed: the failover loop keeps up to three attempt futures
+        // (a retry, a hedge and its rival) of about 3.6 KiB each, and unboxed they made
+        // every enclosing future, up to the HTTP handler's, over 50 KiB, copied whole at
+        // each level on every request.
+        let attempt = |i| Box::pin(self.attempt(&inbound, &route, i));
+        let result = routing::run(plan.order, &options, |t| larger_context(&route, t), attempt, &mut settlement.pending).await;
         let attempts = settlement.pending.len() as u32;
         let (index, established) = match result {
             Ok(answer) => {
