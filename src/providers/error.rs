@@ -4,6 +4,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use http::HeaderName;
+
 /// What went wrong with an attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
@@ -187,35 +189,64 @@ impl RateLimitHint {
     /// Reads OpenAI-style (`x-ratelimit-*`, also Azure, Groq and others) or Anthropic
     /// (`anthropic-ratelimit-*`) headers. `None` when the upstream sends neither.
     pub fn from_headers(headers: &http::HeaderMap) -> Option<RateLimitHint> {
-        let number = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
-        let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-        let openai = RateLimitHint {
-            limit_requests: number("x-ratelimit-limit-requests"),
-            remaining_requests: number("x-ratelimit-remaining-requests"),
-            limit_tokens: number("x-ratelimit-limit-tokens"),
-            remaining_tokens: number("x-ratelimit-remaining-tokens"),
-            reset_after: [text("x-ratelimit-reset-requests"), text("x-ratelimit-reset-tokens")]
-                .into_iter()
-                .flatten()
-                .filter_map(parse_go_duration)
-                .max(),
-        };
-        if openai.remaining_requests.is_some() || openai.remaining_tokens.is_some() {
-            return Some(openai);
-        }
-        let reset_at = |name: &str| {
-            let at = chrono::DateTime::parse_from_rfc3339(text(name)?).ok()?;
-            (at.with_timezone(&chrono::Utc) - chrono::Utc::now()).to_std().ok()
-        };
-        let anthropic = RateLimitHint {
-            limit_requests: number("anthropic-ratelimit-requests-limit"),
-            remaining_requests: number("anthropic-ratelimit-requests-remaining"),
-            limit_tokens: number("anthropic-ratelimit-tokens-limit"),
-            remaining_tokens: number("anthropic-ratelimit-tokens-remaining"),
-            reset_after: [reset_at("anthropic-ratelimit-requests-reset"), reset_at("anthropic-ratelimit-tokens-reset")].into_iter().flatten().max(),
-        };
-        (anthropic.remaining_requests.is_some() || anthropic.remaining_tokens.is_some()).then_some(anthropic)
+        Self::read(headers, &OPENAI_RATE_LIMIT_HEADERS, parse_go_duration)
+            .or_else(|| Self::read(headers, &ANTHROPIC_RATE_LIMIT_HEADERS, reset_at_rfc3339))
     }
+
+    /// One vendor's headers, or `None` when neither "remaining" header is there (most
+    /// answers of most upstreams: then only those two are looked up).
+    fn read(headers: &http::HeaderMap, names: &RateLimitHeaders, reset: impl Fn(&str) -> Option<Duration>) -> Option<RateLimitHint> {
+        let text = |name: &HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+        let number = |name: &HeaderName| text(name).and_then(|v| v.trim().parse::<u64>().ok());
+        let remaining_requests = number(&names.remaining_requests);
+        let remaining_tokens = number(&names.remaining_tokens);
+        if remaining_requests.is_none() && remaining_tokens.is_none() {
+            return None;
+        }
+        Some(RateLimitHint {
+            limit_requests: number(&names.limit_requests),
+            remaining_requests,
+            limit_tokens: number(&names.limit_tokens),
+            remaining_tokens,
+            reset_after: [&names.reset_requests, &names.reset_tokens].into_iter().filter_map(text).filter_map(&reset).max(),
+        })
+    }
+}
+
+/// The names of one vendor's rate-limit headers, made once.
+struct RateLimitHeaders {
+    limit_requests: HeaderName,
+    remaining_requests: HeaderName,
+    limit_tokens: HeaderName,
+    remaining_tokens: HeaderName,
+    reset_requests: HeaderName,
+    reset_tokens: HeaderName,
+}
+
+/// OpenAI's, also sent by Azure OpenAI, Groq, OpenRouter and others (see the reference notes).
+const OPENAI_RATE_LIMIT_HEADERS: RateLimitHeaders = RateLimitHeaders {
+    limit_requests: HeaderName::from_static("x-ratelimit-limit-requests"),
+    remaining_requests: HeaderName::from_static("x-ratelimit-remaining-requests"),
+    limit_tokens: HeaderName::from_static("x-ratelimit-limit-tokens"),
+    remaining_tokens: HeaderName::from_static("x-ratelimit-remaining-tokens"),
+    reset_requests: HeaderName::from_static("x-ratelimit-reset-requests"),
+    reset_tokens: HeaderName::from_static("x-ratelimit-reset-tokens"),
+};
+
+/// Anthropic's (its resets are RFC 3339 instants).
+const ANTHROPIC_RATE_LIMIT_HEADERS: RateLimitHeaders = RateLimitHeaders {
+    limit_requests: HeaderName::from_static("anthropic-ratelimit-requests-limit"),
+    remaining_requests: HeaderName::from_static("anthropic-ratelimit-requests-remaining"),
+    limit_tokens: HeaderName::from_static("anthropic-ratelimit-tokens-limit"),
+    remaining_tokens: HeaderName::from_static("anthropic-ratelimit-tokens-remaining"),
+    reset_requests: HeaderName::from_static("anthropic-ratelimit-requests-reset"),
+    reset_tokens: HeaderName::from_static("anthropic-ratelimit-tokens-reset"),
+};
+
+/// Anthropic's resets are instants (RFC 3339): the time left until then.
+fn reset_at_rfc3339(text: &str) -> Option<Duration> {
+    let at = chrono::DateTime::parse_from_rfc3339(text).ok()?;
+    (at.with_timezone(&chrono::Utc) - chrono::Utc::now()).to_std().ok()
 }
 
 /// Parses OpenAI's reset durations, written the way Go prints them: `20ms`, `1s`, `6m0s`, `1h2m3.5s`.
