@@ -10,6 +10,17 @@ use serde_json::value::RawValue;
 
 use crate::canonical::{ApiError, ErrorCategory};
 
+/// Reads JSON from bytes. UTF-8 is checked once for the whole text: read as bytes,
+/// serde_json checks every string it reads, each key included, one call at a time.
+/// Text that is not UTF-8 is read as bytes, so serde_json's error (with its line and
+/// column) is the one reported.
+pub fn from_bytes<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> serde_json::Result<T> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => serde_json::from_str(text),
+        Err(_) => serde_json::from_slice(bytes),
+    }
+}
+
 /// Reads a request body straight into its wire type `T`. Syntax errors name the line
 /// and column; shape errors name the field (`messages[1].content`), so a client can fix
 /// its request from the message alone.
@@ -26,7 +37,7 @@ pub fn parse_request<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     }
     // Most requests are well formed: read them at full speed, and only read a refused
     // body again, tracking the path, to say where it went wrong.
-    if let Ok(wire) = serde_json::from_slice(body) {
+    if let Ok(wire) = from_bytes(body) {
         return Ok(wire);
     }
     let mut deserializer = serde_json::Deserializer::from_slice(body);
@@ -68,7 +79,7 @@ pub struct RawObject<'a> {
 
 impl<'a> RawObject<'a> {
     pub fn parse(json: &'a [u8]) -> Result<Self, serde_json::Error> {
-        serde_json::from_slice(json)
+        from_bytes(json)
     }
 
     /// The member's value as sent, if present.
@@ -163,6 +174,27 @@ impl<'de> Deserialize<'de> for Key<'de> {
 mod tests {
     use super::*;
     use serde_json::{json, Value};
+
+    #[test]
+    fn a_body_that_is_not_utf8_is_refused_as_not_json_with_its_position() {
+        #[derive(Debug, serde::Deserialize)]
+        struct Wire {
+            #[allow(dead_code)]
+            content: String,
+        }
+        let body = b"{\n  \"content\": \"caf\xe9\"\n}";
+        let error = parse_request::<Wire>(body).unwrap_err();
+        assert_eq!(error.status, 400);
+        assert!(error.message.starts_with("The request body is not valid JSON: invalid unicode code point at line 2 column"), "{}", error.message);
+    }
+
+    #[test]
+    fn text_beyond_ascii_reads_the_same_as_bytes_or_as_text() {
+        let body = "{\"content\":\"caf\u{e9} \u{1f600} \\u00e9\"}".as_bytes();
+        let read: Value = from_bytes(body).unwrap();
+        assert_eq!(read, serde_json::from_slice::<Value>(body).unwrap());
+        assert_eq!(read["content"], "caf\u{e9} \u{1f600} \u{e9}");
+    }
 
     #[test]
     fn a_rewritten_object_keeps_every_other_member_byte_for_byte_and_in_order() {

@@ -13,7 +13,7 @@ use super::upstream::{self, Decoded, FrameDecode, SseFraming};
 use super::*;
 use crate::canonical::StreamEvent;
 use crate::dialects::anthropic_messages::{self as anthropic, EncodeOptions, ErrorClass, EventDecoder, Platform, StreamError};
-use crate::dialects::json::RawObject;
+use crate::dialects::json::{self, RawObject};
 use crate::dialects::sse::SseEvent;
 use super::gemini::GoogleAuth;
 
@@ -108,7 +108,7 @@ impl AnthropicUpstream {
         let response = if passthrough {
             anthropic::decode_passthrough_response(&bytes)
         } else {
-            serde_json::from_slice(&bytes).map(anthropic::decode_response)
+            json::from_bytes(&bytes).map(anthropic::decode_response)
         };
         let mut response =
             response.map_err(|e| UpstreamError::new(ErrorKind::Protocol, format!("unreadable answer from {}: {e}", self.provider)))?;

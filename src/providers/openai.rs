@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use super::transport::{self, HttpClient, HttpResponse};
 use super::*;
 use crate::canonical::ContentPart;
-use crate::dialects::json::RawObject;
+use crate::dialects::json::{self, RawObject};
 use crate::dialects::openai_chat::{self, ChunkDecoder, EncodeOptions, MaxTokensField};
 use super::upstream::{self, Decoded, FrameDecode, SseFraming};
 use crate::dialects::sse::SseEvent;
@@ -117,7 +117,7 @@ impl OpenAiChatUpstream {
         let response = if passthrough {
             openai_chat::decode_passthrough_response(&bytes)
         } else {
-            serde_json::from_slice(&bytes).map_err(|e| e.to_string()).and_then(openai_chat::decode_response)
+            json::from_bytes(&bytes).map_err(|e| e.to_string()).and_then(openai_chat::decode_response)
         }
         .map_err(|e| UpstreamError::new(ErrorKind::Protocol, format!("unusable answer from {}: {e}", self.provider)))?;
         Ok(Answer::Complete(Completion { response, rate_limit, passthrough: passthrough.then_some(bytes) }))

@@ -22,7 +22,7 @@ pub fn decode_passthrough_response(body: &[u8]) -> Result<ChatResponse, serde_js
         #[serde(default)]
         usage: AnthropicUsage,
     }
-    let summary: Summary = serde_json::from_slice(body)?;
+    let summary: Summary = crate::dialects::json::from_bytes(body)?;
     Ok(ChatResponse {
         id: summary.id,
         model: summary.model,

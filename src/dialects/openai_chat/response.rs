@@ -18,7 +18,7 @@ pub fn decode_passthrough_response(body: &[u8]) -> Result<ChatResponse, String> 
         #[serde(default)]
         usage: Option<OpenAiUsage>,
     }
-    let summary: Summary = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    let summary: Summary = crate::dialects::json::from_bytes(body).map_err(|e| e.to_string())?;
     if summary.choices.is_empty() {
         return Err("the answer has no choices".to_owned());
     }
