@@ -53,6 +53,17 @@ fn statement_chunks<T>(rows: &[T]) -> impl Iterator<Item = &[T]> {
     })
 }
 
+/// An INSERT of `rows` rows whose argument list is allocated once for all of its
+/// values, not grown value by value as they are bound (hundreds per statement).
+fn insert_query<'q, DB: sqlx::Database>(insert: &'static Insert, placeholders: Placeholders, rows: usize) -> sqlx::query::Query<'q, DB, DB::Arguments<'q>>
+where
+    DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+{
+    let mut arguments = DB::Arguments::default();
+    sqlx::Arguments::reserve(&mut arguments, rows * insert.columns, 0);
+    sqlx::query_with(insert.sql(placeholders, rows), arguments)
+}
+
 /// A failure to reach, migrate, write or read the ledger database.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -172,7 +183,7 @@ impl LedgerStore {
         on_backend!(&self.backend, |pool| {
             let mut tx = pool.begin().await?;
             for chunk in statement_chunks(&requests) {
-                let mut insert = sqlx::query(REQUEST_INSERT.sql(placeholders, chunk.len()));
+                let mut insert = insert_query(&REQUEST_INSERT, placeholders, chunk.len());
                 for r in chunk {
                     let [a, b, c, d, e] = r.tokens;
                     insert = insert
@@ -202,7 +213,7 @@ impl LedgerStore {
                 insert.execute(&mut *tx).await?;
             }
             for chunk in statement_chunks(&attempts) {
-                let mut insert = sqlx::query(ATTEMPT_INSERT.sql(placeholders, chunk.len()));
+                let mut insert = insert_query(&ATTEMPT_INSERT, placeholders, chunk.len());
                 for a in chunk {
                     let [t1, t2, t3, t4, t5] = a.tokens;
                     insert = insert
