@@ -179,8 +179,9 @@ fn tls_config() -> rustls::ClientConfig {
     config
 }
 
-/// A request that got no answer: classified for failover. The error's text can name
-/// the upstream's address, so only a fixed description is kept.
+/// A request that got no answer: classified for failover, with its root cause (a
+/// refused connection, a certificate the roots do not vouch for, …), which names at
+/// most the upstream's address, never a header.
 fn request_failed(error: &hyper_util::client::legacy::Error) -> UpstreamError {
     let kind = if timed_out(error) { ErrorKind::Timeout } else { ErrorKind::Connect };
     let detail = match (error.is_connect(), kind) {
@@ -188,13 +189,22 @@ fn request_failed(error: &hyper_util::client::legacy::Error) -> UpstreamError {
         (false, ErrorKind::Timeout) => "timed out",
         _ => "the connection failed",
     };
-    UpstreamError::new(kind, detail.to_owned())
+    UpstreamError::new(kind, format!("{detail}: {}", root_cause(error)))
 }
 
 /// A body that broke off after the answer's head.
 fn body_failed(error: &hyper::Error) -> UpstreamError {
     let kind = if timed_out(error) { ErrorKind::Timeout } else { ErrorKind::Connect };
-    UpstreamError::new(kind, "the response body broke off".to_owned())
+    UpstreamError::new(kind, format!("the response body broke off: {}", root_cause(error)))
+}
+
+/// The innermost error of the chain: the one that says what happened.
+fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = error;
+    while let Some(source) = cause.source() {
+        cause = source;
+    }
+    cause.to_string()
 }
 
 /// Whether a timeout anywhere in the error's chain caused it.
@@ -369,7 +379,9 @@ mod tests {
         let client = through(&format!("http://user:secret@{proxy}"));
         let uri: Uri = "https://api.upstream.test/v1/messages".parse().unwrap();
         let error = client.send(post_json(uri, HeaderMap::new(), b"{}".to_vec())).await.unwrap_err();
-        assert_eq!((error.kind, error.message.as_str()), (ErrorKind::Connect, "could not connect"));
+        assert_eq!(error.kind, ErrorKind::Connect);
+        assert!(error.message.starts_with("could not connect: "), "{}", error.message);
+        assert!(!error.message.contains("secret"), "{}", error.message);
         let head = head.await.unwrap().to_ascii_lowercase();
         assert!(head.starts_with("connect api.upstream.test:443 http/1.1\r\n"), "{head}");
         assert!(head.contains("proxy-authorization: basic dxnlcjpzzwnyzxq=\r\n"), "{head}");
@@ -395,7 +407,8 @@ mod tests {
         let client = HttpClient::with_proxies(Duration::from_secs(2), None);
         let uri: Uri = format!("http://127.0.0.1:{port}/v1/chat/completions").parse().unwrap();
         let error = client.send(post_json(uri, HeaderMap::new(), Vec::new())).await.unwrap_err();
-        assert_eq!((error.kind, error.message.as_str()), (ErrorKind::Connect, "could not connect"));
+        assert_eq!(error.kind, ErrorKind::Connect);
+        assert!(error.message.starts_with("could not connect: ") && error.message.contains("refused"), "{}", error.message);
     }
 
     #[tokio::test]
@@ -405,7 +418,8 @@ mod tests {
         let uri: Uri = format!("http://{upstream}/v1/chat/completions").parse().unwrap();
         let response = client.send(post_json(uri, HeaderMap::new(), Vec::new())).await.unwrap();
         let error = response.bytes().await.unwrap_err();
-        assert_eq!((error.kind, error.message.as_str()), (ErrorKind::Connect, "the response body broke off"));
+        assert_eq!(error.kind, ErrorKind::Connect);
+        assert!(error.message.starts_with("the response body broke off: "), "{}", error.message);
     }
 
     #[test]
