@@ -67,7 +67,7 @@ impl HttpClient {
         http.set_nodelay(true);
         http.set_connect_timeout(Some(connect_timeout));
         let proxies = proxies.map(Arc::new);
-        let connector = Connector::new(http, proxies.clone());
+        let connector = Connector::new(http, proxies.clone(), connect_timeout);
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST)
@@ -235,12 +235,26 @@ struct Connector {
     http: HttpConnector,
     tls: Arc<rustls::ClientConfig>,
     proxies: Option<Arc<Matcher>>,
+    /// Bounds the whole connection set-up: TCP, a proxy's `CONNECT` and the TLS
+    /// handshake, so an upstream that accepts and then says nothing fails over after
+    /// the connect timeout, not the attempt's.
+    timeout: Duration,
 }
 
 impl Connector {
-    fn new(http: HttpConnector, proxies: Option<Arc<Matcher>>) -> Self {
+    fn new(http: HttpConnector, proxies: Option<Arc<Matcher>>, timeout: Duration) -> Self {
         let tls = Arc::new(tls_config());
-        Connector { direct: https(&tls, http.clone()), http, tls, proxies }
+        Connector { direct: https(&tls, http.clone()), http, tls, proxies, timeout }
+    }
+
+    fn bounded(&self, connecting: impl Future<Output = Result<Io, BoxError>> + Send + 'static, proxied: bool) -> <Self as Service<Uri>>::Future {
+        let timeout = self.timeout;
+        Box::pin(async move {
+            match tokio::time::timeout(timeout, connecting).await {
+                Ok(io) => Ok(Conn { io: io?, proxied }),
+                Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, format!("no connection within {timeout:?}")).into()),
+            }
+        })
     }
 }
 
@@ -262,7 +276,7 @@ impl Service<Uri> for Connector {
         let intercept = self.proxies.as_ref().and_then(|p| p.intercept(&dst));
         let Some(intercept) = intercept else {
             let connecting = self.direct.call(dst);
-            return Box::pin(async move { Ok(Conn { io: connecting.await?, proxied: false }) });
+            return self.bounded(connecting, false);
         };
         if intercept.uri().scheme() == Some(&http::uri::Scheme::HTTPS) {
             let message = "the proxy URL is https://, and proxies are reached over plain HTTP only; use an http:// proxy URL";
@@ -274,10 +288,10 @@ impl Service<Uri> for Connector {
                 tunnel = tunnel.with_auth(auth.clone());
             }
             let connecting = https(&self.tls, tunnel).call(dst);
-            Box::pin(async move { Ok(Conn { io: connecting.await?, proxied: false }) })
+            self.bounded(connecting, false)
         } else {
             let connecting = self.direct.call(intercept.uri().clone());
-            Box::pin(async move { Ok(Conn { io: connecting.await?, proxied: true }) })
+            self.bounded(connecting, true)
         }
     }
 }
@@ -420,6 +434,24 @@ mod tests {
         let error = response.bytes().await.unwrap_err();
         assert_eq!(error.kind, ErrorKind::Connect);
         assert!(error.message.starts_with("the response body broke off: "), "{}", error.message);
+    }
+
+    #[tokio::test]
+    async fn an_upstream_that_accepts_but_never_answers_the_tls_handshake_times_out_at_the_connect_timeout() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let silent = tokio::spawn(async move {
+            let (_socket, _) = listener.accept().await.unwrap();
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        });
+        let client = HttpClient::with_proxies(Duration::from_millis(200), None);
+        let uri: Uri = format!("https://localhost:{port}/v1/messages").parse().unwrap();
+        let started = std::time::Instant::now();
+        let error = client.send(post_json(uri, HeaderMap::new(), Vec::new())).await.unwrap_err();
+        assert_eq!(error.kind, ErrorKind::Timeout, "{}", error.message);
+        assert!(error.message.starts_with("could not connect: no connection within 200ms"), "{}", error.message);
+        assert!(started.elapsed() < Duration::from_secs(5), "gave up only after {:?}", started.elapsed());
+        silent.abort();
     }
 
     #[test]
