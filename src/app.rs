@@ -13,7 +13,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -206,13 +206,16 @@ pub fn router(state: Arc<AppState>) -> Router {
 }
 
 // The pipeline is one large state machine; boxed, the handler's future stays small and
-// the server stack moves a pointer instead of it.
-async fn chat_completions(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
-    Box::pin(front_door(&state, Dialect::OpenAiChat, &headers, body)).await
+// the server stack moves a pointer instead of it. The request is taken whole so that
+// its headers are borrowed, not copied as axum's `HeaderMap` extractor would.
+async fn chat_completions(State(state): State<Arc<AppState>>, request: axum::extract::Request) -> Response {
+    let (parts, body) = request.into_parts();
+    Box::pin(front_door(&state, Dialect::OpenAiChat, &parts.headers, body)).await
 }
 
-async fn messages(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
-    Box::pin(front_door(&state, Dialect::AnthropicMessages, &headers, body)).await
+async fn messages(State(state): State<Arc<AppState>>, request: axum::extract::Request) -> Response {
+    let (parts, body) = request.into_parts();
+    Box::pin(front_door(&state, Dialect::AnthropicMessages, &parts.headers, body)).await
 }
 
 /// One front door: authenticate, read, decode in `dialect`, run the pipeline, encode.
@@ -333,17 +336,18 @@ async fn count_tokens(State(state): State<Arc<AppState>>, headers: HeaderMap, bo
 
 /// Response headers that say which route and target answered, after how many attempts.
 fn attribute(headers: &mut HeaderMap, attribution: &Attribution) {
-    for (name, value) in [
-        ("x-switchyard-route", attribution.route.clone()),
-        ("x-switchyard-target", attribution.target.clone()),
-        ("x-switchyard-attempts", attribution.attempts.to_string()),
-    ] {
-        if let Ok(value) = HeaderValue::from_str(&value) {
+    const ROUTE: HeaderName = HeaderName::from_static("x-switchyard-route");
+    const TARGET: HeaderName = HeaderName::from_static("x-switchyard-target");
+    const ATTEMPTS: HeaderName = HeaderName::from_static("x-switchyard-attempts");
+    const SIMULATED: HeaderName = HeaderName::from_static("x-switchyard-simulated");
+    for (name, value) in [(ROUTE, attribution.route.as_str()), (TARGET, attribution.target.as_str())] {
+        if let Ok(value) = HeaderValue::from_str(value) {
             headers.insert(name, value);
         }
     }
+    headers.insert(ATTEMPTS, HeaderValue::from(attribution.attempts));
     if attribution.simulated {
-        headers.insert("x-switchyard-simulated", HeaderValue::from_static("true"));
+        headers.insert(SIMULATED, HeaderValue::from_static("true"));
     }
 }
 
