@@ -37,7 +37,8 @@ pub async fn default_credentials(region: String, profile: Option<String>) -> Sha
     use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
 
     // The chain's own calls (STS, IMDS, ECS) need an HTTP client; this one uses rustls
-    // on ring, as reqwest does, instead of aws-config's default aws-lc build.
+    // on ring, as the upstream client does (providers/transport.rs), instead of
+    // aws-config's default aws-lc build.
     let http = aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https();
     let mut chain = DefaultCredentialsChain::builder()
         .configure(ProviderConfig::default().with_http_client(http))
