@@ -185,10 +185,12 @@ enum Established {
 
 impl Gateway {
     pub fn new(config: Arc<Config>, prices: Arc<PriceCatalog>, ledger: LedgerHandle, shared: Arc<Shared>) -> Gateway {
+        // Each provider gets its own connection pool, so one slow upstream cannot starve
+        // another of connections, and its own connect timeout.
         let providers = config
             .providers
             .iter()
-            .map(|(name, p)| (name.clone(), (p.clone(), Provider::from_config(p, &http_client(p)))))
+            .map(|(name, p)| (name.clone(), (p.clone(), Provider::from_config(p, &HttpClient::new(p.connect_timeout)))))
             .collect();
         let route_slots = config
             .routes
@@ -458,12 +460,6 @@ fn failure(route: &RouteConfig, attempts: &[routing::AttemptLog], stop: Stop) ->
         summary.push(format!("the route's total deadline of {:?} passed", route.timeouts.total));
     }
     GatewayError::AllTargetsFailed { route: route.name.clone(), summary, kinds, retry_after }
-}
-
-/// Each provider gets its own connection pool, so one slow upstream cannot starve
-/// another of connections, and its own connect timeout.
-fn http_client(provider: &ProviderConfig) -> HttpClient {
-    HttpClient::new(provider.connect_timeout)
 }
 
 /// Reads a stream until its first content event (or its end, for an empty answer).

@@ -14,7 +14,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -65,6 +65,8 @@ impl HttpClient {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
+        // Shared out among a name's addresses, so a dead first address leaves time to
+        // try the next; the connector bounds the whole set-up, TLS included, as well.
         http.set_connect_timeout(Some(connect_timeout));
         let proxies = proxies.map(Arc::new);
         let connector = Connector::new(http, proxies.clone(), connect_timeout);
@@ -169,14 +171,17 @@ fn proxies_from_env() -> Option<Matcher> {
     VARIABLES.iter().any(|name| std::env::var_os(name).is_some_and(|v| !v.is_empty())).then(Matcher::from_env)
 }
 
-fn tls_config() -> rustls::ClientConfig {
-    let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .expect("ring supports the default TLS versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config
+/// Mozilla's roots with ring's TLS defaults, made once for every provider's client.
+fn tls_config() -> &'static rustls::ClientConfig {
+    static CONFIG: OnceLock<rustls::ClientConfig> = OnceLock::new();
+    CONFIG.get_or_init(|| {
+        let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("ring supports the default TLS versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth()
+    })
 }
 
 /// A request that got no answer: classified for failover, with its root cause (a
@@ -233,7 +238,7 @@ type Io = MaybeHttpsStream<TokioIo<tokio::net::TcpStream>>;
 struct Connector {
     direct: HttpsConnector<HttpConnector>,
     http: HttpConnector,
-    tls: Arc<rustls::ClientConfig>,
+    tls: &'static rustls::ClientConfig,
     proxies: Option<Arc<Matcher>>,
     /// Bounds the whole connection set-up: TCP, a proxy's `CONNECT` and the TLS
     /// handshake, so an upstream that accepts and then says nothing fails over after
@@ -243,8 +248,8 @@ struct Connector {
 
 impl Connector {
     fn new(http: HttpConnector, proxies: Option<Arc<Matcher>>, timeout: Duration) -> Self {
-        let tls = Arc::new(tls_config());
-        Connector { direct: https(&tls, http.clone()), http, tls, proxies, timeout }
+        let tls = tls_config();
+        Connector { direct: https(tls, http.clone()), http, tls, proxies, timeout }
     }
 
     fn bounded(&self, connecting: impl Future<Output = Result<Io, BoxError>> + Send + 'static, proxied: bool) -> <Self as Service<Uri>>::Future {
@@ -287,7 +292,7 @@ impl Service<Uri> for Connector {
             if let Some(auth) = intercept.basic_auth() {
                 tunnel = tunnel.with_auth(auth.clone());
             }
-            let connecting = https(&self.tls, tunnel).call(dst);
+            let connecting = https(self.tls, tunnel).call(dst);
             self.bounded(connecting, false)
         } else {
             let connecting = self.direct.call(intercept.uri().clone());
@@ -366,8 +371,9 @@ mod tests {
         (address, task)
     }
 
+    /// A client whose proxy is `proxy` for every host but those in NO_PROXY's `127.0.0.2`.
     fn through(proxy: &str) -> HttpClient {
-        let proxies = Matcher::builder().http(proxy.to_owned()).https(proxy.to_owned()).no("localhost-direct.test".to_owned()).build();
+        let proxies = Matcher::builder().http(proxy.to_owned()).https(proxy.to_owned()).no("127.0.0.2".to_owned()).build();
         HttpClient::with_proxies(Duration::from_secs(2), Some(proxies))
     }
 
@@ -412,6 +418,26 @@ mod tests {
         assert!(head.starts_with("post /v1/chat/completions?x=1 http/1.1\r\n"), "{head}");
         assert!(head.contains(&format!("host: {upstream}\r\n")), "{head}");
         assert!(!head.contains("proxy-authorization"), "{head}");
+    }
+
+    #[tokio::test]
+    async fn a_host_in_no_proxy_is_reached_directly() {
+        let listener = TcpListener::bind("127.0.0.2:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let direct = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 4096];
+            let n = socket.read(&mut buf).await.unwrap();
+            socket.write_all(OK).await.unwrap();
+            String::from_utf8_lossy(&buf[..n]).into_owned()
+        });
+        // The proxy is a closed port: going through it would fail.
+        let closed = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().port();
+        let client = through(&format!("http://127.0.0.1:{closed}"));
+        let uri: Uri = format!("http://127.0.0.2:{port}/v1/chat/completions").parse().unwrap();
+        let response = client.send(post_json(uri, HeaderMap::new(), b"{}".to_vec())).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(direct.await.unwrap().to_ascii_lowercase().starts_with("post /v1/chat/completions http/1.1\r\n"));
     }
 
     #[tokio::test]
