@@ -151,7 +151,7 @@ fn round_trip_entries() -> Vec<LedgerEntry> {
 async fn success_failover_and_failure_entries_round_trip() {
     let store = memory_store().await;
     let entries = round_trip_entries();
-    store.insert_batch(&entries).await.unwrap();
+    store.insert_batch(entries.clone()).await.unwrap();
     assert_stored(&store, &entries).await;
     assert_eq!(store.count_requests().await.unwrap(), 3);
 }
@@ -159,7 +159,7 @@ async fn success_failover_and_failure_entries_round_trip() {
 #[tokio::test]
 async fn requests_before_since_are_not_returned() {
     let store = memory_store().await;
-    store.insert_batch(&round_trip_entries()).await.unwrap();
+    store.insert_batch(round_trip_entries()).await.unwrap();
     let recent = store.requests_since(at(10)).await.unwrap();
     let ids: Vec<&str> = recent.iter().map(|r| r.id.as_str()).collect();
     assert_eq!(ids, ["req-2", "req-3"]);
@@ -169,14 +169,14 @@ async fn requests_before_since_are_not_returned() {
 async fn a_batch_retried_after_a_failure_is_not_billed_twice() {
     let store = memory_store().await;
     let entries = round_trip_entries();
-    store.insert_batch(&entries).await.unwrap();
+    store.insert_batch(entries.clone()).await.unwrap();
 
     // The retry carries the same entries plus one that arrived since, and an altered
     // copy of a stored one: the ledger is append-only, so the first write stands.
     let mut retry = entries.clone();
     retry[0].request.cost_micros = 999_999;
     retry.push(success("req-4", 30));
-    store.insert_batch(&retry).await.unwrap();
+    store.insert_batch(retry.clone()).await.unwrap();
 
     let mut expected = entries;
     expected.push(success("req-4", 30));
@@ -189,7 +189,7 @@ async fn the_same_entry_twice_in_one_batch_is_stored_once() {
     let store = memory_store().await;
     let entry = failover("req-1", 0);
     store
-        .insert_batch(&[entry.clone(), entry.clone()])
+        .insert_batch(vec![entry.clone(), entry.clone()])
         .await
         .unwrap();
     assert_stored(&store, &[entry]).await;
@@ -202,7 +202,7 @@ async fn a_sqlite_file_is_created_with_its_directory_and_reopened_without_losing
     let url = format!("sqlite://{}", path.display());
     {
         let store = LedgerStore::connect(&url).await.unwrap();
-        store.insert_batch(&round_trip_entries()).await.unwrap();
+        store.insert_batch(round_trip_entries()).await.unwrap();
         assert!(path.exists());
         // WAL mode leaves a write-ahead log beside the database while it is open.
         assert!(dir.path().join("data").join("ledger.db-wal").exists());
@@ -265,6 +265,27 @@ async fn the_writer_writes_a_partial_batch_after_max_delay() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     panic!("a partial batch was not written within 2 s of a 20 ms max_delay");
+}
+
+#[tokio::test]
+async fn a_full_batch_is_written_at_once_without_waiting_for_max_delay() {
+    let store = memory_store().await;
+    let tracker = TaskTracker::new();
+    // max_delay is an hour: only a full batch (100 entries) can make the writer write.
+    let (ledger, _stop) = LedgerWriter::spawn(store.clone(), &tracker, patient());
+    for i in 0..99 {
+        ledger.record(success(&format!("req-{i:03}"), i));
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(store.count_requests().await.unwrap(), 0, "a partial batch was written before max_delay");
+    ledger.record(success("req-099", 99));
+    for _ in 0..200 {
+        if store.count_requests().await.unwrap() == 100 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("a full batch was not written within 2 s");
 }
 
 #[tokio::test]
@@ -445,12 +466,12 @@ async fn postgres_checks(store: &LedgerStore) -> Result<(), String> {
     }
     let entries = round_trip_entries();
     store
-        .insert_batch(&entries)
+        .insert_batch(entries.clone())
         .await
         .map_err(|e| e.to_string())?;
     // Retried batch: nothing billed twice.
     store
-        .insert_batch(&entries)
+        .insert_batch(entries.clone())
         .await
         .map_err(|e| e.to_string())?;
 

@@ -170,7 +170,7 @@ async fn sample_ledger() -> LedgerStore {
     ];
     let store = LedgerStore::connect("sqlite::memory:").await.unwrap();
     let entries: Vec<LedgerEntry> = spends.iter().map(entry).collect();
-    store.insert_batch(&entries).await.unwrap();
+    store.insert_batch(entries.clone()).await.unwrap();
     store
 }
 

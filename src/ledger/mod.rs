@@ -6,7 +6,8 @@
 //!   [`AttemptRecord`]).
 //! - `prices`: the effective-dated [`PriceCatalog`] and integer cost arithmetic.
 //! - `store`: [`LedgerStore`], SQLite or PostgreSQL, idempotent batch inserts;
-//!   `rows` maps records to columns and back for it.
+//!   `rows` maps records to columns and back for it; `sqlite_write` is SQLite's
+//!   write connection.
 //! - `writer`: the batched background [`LedgerWriter`] and the request path's
 //!   [`LedgerHandle`].
 //! - `report`: [`SpendReport`] aggregation and rendering.
@@ -16,10 +17,12 @@
 //! what an entry says; the ledger stores it without second-guessing it.
 
 mod entry;
+mod inserts;
 mod migrations;
 pub mod prices;
 pub mod report;
 mod rows;
+mod sqlite_write;
 mod store;
 mod writer;
 

@@ -115,6 +115,92 @@ impl<'a> AttemptRow<'a> {
     }
 }
 
+/// One column value of an insert, in the types both backends store. Rows hand their
+/// values out in column order ([`RequestRow::values`], [`AttemptRow::values`]), so the
+/// order is written once, next to the columns, whichever driver binds them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum Value<'a> {
+    Text(Option<&'a str>),
+    BigInt(Option<i64>),
+    Int(Option<i32>),
+    Bool(bool),
+}
+
+impl<'a> RequestRow<'a> {
+    /// The values in the order of the insert's columns (`REQUEST_INSERT` in the store).
+    pub(super) fn values(&self) -> [Value<'a>; 22] {
+        use Value::*;
+        let [input, output, cache_read, cache_write, reasoning] = self.tokens;
+        [
+            Text(Some(self.id)),
+            BigInt(Some(self.started_at_ms)),
+            Text(Some(self.route)),
+            Text(Some(self.key_id)),
+            Text(Some(self.front_door)),
+            Bool(self.stream),
+            Text(self.target),
+            Text(self.provider),
+            Text(self.provider_kind),
+            Text(self.model),
+            BigInt(Some(input)),
+            BigInt(Some(output)),
+            BigInt(Some(cache_read)),
+            BigInt(Some(cache_write)),
+            BigInt(Some(reasoning)),
+            BigInt(Some(self.cost_micros)),
+            BigInt(Some(self.latency_ms)),
+            BigInt(self.ttft_ms),
+            Text(Some(self.outcome)),
+            Int(Some(self.status)),
+            Int(Some(self.attempt_count)),
+            Text(self.failover_reason),
+        ]
+    }
+}
+
+impl<'a> AttemptRow<'a> {
+    /// The values in the order of the insert's columns (`ATTEMPT_INSERT` in the store).
+    pub(super) fn values(&self) -> [Value<'a>; 20] {
+        use Value::*;
+        let [input, output, cache_read, cache_write, reasoning] = self.tokens;
+        [
+            Text(Some(self.request_id)),
+            Int(Some(self.index)),
+            Text(Some(self.target)),
+            Text(Some(self.provider)),
+            Text(Some(self.provider_kind)),
+            Text(Some(self.model)),
+            BigInt(Some(self.started_at_ms)),
+            BigInt(Some(self.latency_ms)),
+            BigInt(self.ttft_ms),
+            BigInt(Some(input)),
+            BigInt(Some(output)),
+            BigInt(Some(cache_read)),
+            BigInt(Some(cache_write)),
+            BigInt(Some(reasoning)),
+            BigInt(Some(self.cost_micros)),
+            Bool(self.priced),
+            Text(Some(self.outcome)),
+            Text(self.error_kind),
+            Int(self.status),
+            BigInt(self.retry_after_ms),
+        ]
+    }
+}
+
+impl rusqlite::ToSql for Value<'_> {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, ValueRef};
+        Ok(match *self {
+            Value::Text(Some(text)) => ToSqlOutput::Borrowed(ValueRef::Text(text.as_bytes())),
+            Value::BigInt(Some(n)) => ToSqlOutput::Borrowed(ValueRef::Integer(n)),
+            Value::Int(Some(n)) => ToSqlOutput::Borrowed(ValueRef::Integer(n.into())),
+            Value::Bool(b) => ToSqlOutput::Borrowed(ValueRef::Integer(b.into())),
+            Value::Text(None) | Value::BigInt(None) | Value::Int(None) => ToSqlOutput::Borrowed(ValueRef::Null),
+        })
+    }
+}
+
 fn clamp(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }

@@ -9,7 +9,7 @@
 //! anything twice. This module knows nothing about prices or about batching.
 
 use std::str::FromStr;
-use std::sync::OnceLock;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -22,36 +22,13 @@ use sqlx::Row;
 use super::entry::{AttemptRecord, LedgerEntry, RequestRecord};
 use super::migrations::{self, Dialect};
 use super::report::{SpendGroupBy, SpendRow};
-use super::rows::{read_attempt, read_request, read_spend, AttemptRow, RequestRow};
+use super::rows::{read_attempt, read_request, read_spend, AttemptRow, RequestRow, Value};
+use super::inserts::{statement_chunks, Insert, Placeholders, ATTEMPT_INSERT, REQUEST_INSERT};
+use super::sqlite_write::{SqliteTarget, SqliteWriteConnection};
 
 /// How long a SQLite connection waits for a lock before giving up: the writer and
 /// report readers share the file, and WAL makes waits short but not impossible.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Rows per INSERT statement. A batch is one transaction of several statements, and
-/// the SQLite connection's thread hands control back between statements: short
-/// statements keep each burst of its work short (about 0.25 ms at 32 rows) on a core
-/// that also serves requests, while the commit is still paid once per batch. Also keeps
-/// bind parameters (22 per request row) far below the databases' limits.
-const ROWS_PER_STATEMENT: usize = 32;
-
-/// Cuts `rows` into INSERT statements of a few fixed sizes: full statements of
-/// [`ROWS_PER_STATEMENT`] rows, then the rest in powers of two (100 = 3 × 32 + 4).
-/// With so few distinct statements, every one can stay prepared on the connection:
-/// the batch pays for binding, not for parsing and planning a statement of a new shape,
-/// and the cache of prepared statements cannot grow without bound.
-fn statement_chunks<T>(rows: &[T]) -> impl Iterator<Item = &[T]> {
-    let mut rest = rows;
-    std::iter::from_fn(move || {
-        if rest.is_empty() {
-            return None;
-        }
-        let size = if rest.len() >= ROWS_PER_STATEMENT { ROWS_PER_STATEMENT } else { 1 << rest.len().ilog2() };
-        let (chunk, tail) = rest.split_at(size);
-        rest = tail;
-        Some(chunk)
-    })
-}
 
 /// An INSERT of `rows` rows whose argument list is allocated once for all of its
 /// values, not grown value by value as they are bound (hundreds per statement).
@@ -62,6 +39,28 @@ where
     let mut arguments = DB::Arguments::default();
     sqlx::Arguments::reserve(&mut arguments, rows * insert.columns, 0);
     sqlx::query_with(insert.sql(placeholders, rows), arguments)
+}
+
+/// Binds `values` in order to `query`.
+fn bind_rows<'q, DB: sqlx::Database>(
+    mut query: sqlx::query::Query<'q, DB, DB::Arguments<'q>>,
+    values: impl Iterator<Item = Value<'q>>,
+) -> sqlx::query::Query<'q, DB, DB::Arguments<'q>>
+where
+    Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<i64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<i32>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    bool: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    for value in values {
+        query = match value {
+            Value::Text(text) => query.bind(text),
+            Value::BigInt(n) => query.bind(n),
+            Value::Int(n) => query.bind(n),
+            Value::Bool(b) => query.bind(b),
+        };
+    }
+    query
 }
 
 /// A failure to reach, migrate, write or read the ledger database.
@@ -77,6 +76,13 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("ledger database error: {0}")]
     Database(#[from] sqlx::Error),
+    #[error("ledger database error: {0}")]
+    SqliteWrite(#[from] rusqlite::Error),
+    #[error("the ledger database is closed")]
+    Closed,
+    /// The blocking thread that writes a SQLite batch panicked or was cancelled.
+    #[error("the ledger's SQLite write failed: {0}")]
+    WriteTask(String),
     /// A stored value cannot be turned back into a record (edited by hand, or
     /// written by a newer version).
     #[error("ledger row {id:?} is unreadable: {problem}")]
@@ -85,7 +91,9 @@ pub enum StoreError {
 
 #[derive(Debug, Clone)]
 enum Backend {
-    Sqlite(SqlitePool),
+    /// sqlx for migrations and reads; the ledger's inserts go through a connection of
+    /// their own (`sqlite_write`), where they cost far less CPU.
+    Sqlite { pool: SqlitePool, writes: Arc<SqliteWriteConnection> },
     Postgres(PgPool),
 }
 
@@ -94,7 +102,7 @@ enum Backend {
 macro_rules! on_backend {
     ($backend:expr, |$pool:ident| $body:expr) => {
         match $backend {
-            Backend::Sqlite($pool) => $body,
+            Backend::Sqlite { pool: $pool, .. } => $body,
             Backend::Postgres($pool) => $body,
         }
     };
@@ -111,7 +119,10 @@ impl LedgerStore {
     /// `sqlite://path/to/file.db`, `sqlite::memory:` or `postgres://...`.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         let backend = if url.starts_with("sqlite:") {
-            Backend::Sqlite(connect_sqlite(url).await?)
+            let (pool, target) = connect_sqlite(url).await?;
+            migrations::migrator(Dialect::Sqlite).await?.run(&pool).await?;
+            let writes = open_sqlite_writes(target).await?;
+            Backend::Sqlite { pool, writes: Arc::new(writes) }
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let options = PgConnectOptions::from_str(url).map_err(StoreError::Connect)?;
             let pool = PgPoolOptions::new()
@@ -120,128 +131,69 @@ impl LedgerStore {
                 .connect_with(options)
                 .await
                 .map_err(StoreError::Connect)?;
+            migrations::migrator(Dialect::Postgres).await?.run(&pool).await?;
             Backend::Postgres(pool)
         } else {
             let scheme = url.split(':').next().unwrap_or_default().to_string();
             return Err(StoreError::UnsupportedUrl { scheme });
         };
-        let store = LedgerStore { backend };
-        store.migrate().await?;
-        Ok(store)
-    }
-
-    async fn migrate(&self) -> Result<(), StoreError> {
-        match &self.backend {
-            Backend::Sqlite(pool) => {
-                migrations::migrator(Dialect::Sqlite)
-                    .await?
-                    .run(pool)
-                    .await?
-            }
-            Backend::Postgres(pool) => {
-                migrations::migrator(Dialect::Postgres)
-                    .await?
-                    .run(pool)
-                    .await?
-            }
-        }
-        Ok(())
+        Ok(LedgerStore { backend })
     }
 
     /// "sqlite" or "postgres", for logs and the readiness report.
     pub fn backend_name(&self) -> &'static str {
         match self.backend {
-            Backend::Sqlite(_) => "sqlite",
+            Backend::Sqlite { .. } => "sqlite",
             Backend::Postgres(_) => "postgres",
         }
     }
 
     /// Closes the pool; later calls fail. For shutdown, after the writer has drained.
     pub async fn close(&self) {
-        on_backend!(&self.backend, |pool| pool.close().await)
+        match &self.backend {
+            Backend::Sqlite { pool, writes } => {
+                let writes = Arc::clone(writes);
+                // Closing may finish a WAL checkpoint: file I/O, off the async threads.
+                let _ = tokio::task::spawn_blocking(move || writes.close()).await;
+                pool.close().await;
+            }
+            Backend::Postgres(pool) => pool.close().await,
+        }
     }
 
     /// Writes every entry (request row and attempt rows) in one transaction. Rows
-    /// already present are left as they are, so retrying a batch is harmless.
-    pub async fn insert_batch(&self, entries: &[LedgerEntry]) -> Result<(), StoreError> {
+    /// already present are left as they are, so retrying a batch is harmless. Shared,
+    /// not borrowed: SQLite writes it from a blocking thread, and a retry reuses it.
+    pub async fn insert_batch(&self, entries: impl Into<Arc<Vec<LedgerEntry>>>) -> Result<(), StoreError> {
+        let entries: Arc<Vec<LedgerEntry>> = entries.into();
         if entries.is_empty() {
             return Ok(());
         }
-        let requests: Vec<RequestRow<'_>> = entries.iter().map(RequestRow::from).collect();
-        let attempts: Vec<AttemptRow<'_>> = entries
-            .iter()
-            .flat_map(|e| {
-                e.attempts
+        match &self.backend {
+            Backend::Sqlite { writes, .. } => {
+                let writes = Arc::clone(writes);
+                tokio::task::spawn_blocking(move || writes.insert(&entries))
+                    .await
+                    .map_err(|e| StoreError::WriteTask(e.to_string()))??;
+            }
+            Backend::Postgres(pool) => {
+                let requests: Vec<RequestRow<'_>> = entries.iter().map(RequestRow::from).collect();
+                let attempts: Vec<AttemptRow<'_>> = entries
                     .iter()
-                    .map(move |a| AttemptRow::new(&e.request.id, a))
-            })
-            .collect();
-        let placeholders = match self.backend {
-            Backend::Sqlite(_) => Placeholders::Positional,
-            Backend::Postgres(_) => Placeholders::Numbered,
-        };
-        on_backend!(&self.backend, |pool| {
-            let mut tx = pool.begin().await?;
-            for chunk in statement_chunks(&requests) {
-                let mut insert = insert_query(&REQUEST_INSERT, placeholders, chunk.len());
-                for r in chunk {
-                    let [a, b, c, d, e] = r.tokens;
-                    insert = insert
-                        .bind(r.id)
-                        .bind(r.started_at_ms)
-                        .bind(r.route)
-                        .bind(r.key_id)
-                        .bind(r.front_door)
-                        .bind(r.stream)
-                        .bind(r.target)
-                        .bind(r.provider)
-                        .bind(r.provider_kind)
-                        .bind(r.model)
-                        .bind(a)
-                        .bind(b)
-                        .bind(c)
-                        .bind(d)
-                        .bind(e)
-                        .bind(r.cost_micros)
-                        .bind(r.latency_ms)
-                        .bind(r.ttft_ms)
-                        .bind(r.outcome)
-                        .bind(r.status)
-                        .bind(r.attempt_count)
-                        .bind(r.failover_reason);
+                    .flat_map(|e| e.attempts.iter().map(move |a| AttemptRow::new(&e.request.id, a)))
+                    .collect();
+                let mut tx = pool.begin().await?;
+                for chunk in statement_chunks(&requests) {
+                    let insert = insert_query(&REQUEST_INSERT, Placeholders::Numbered, chunk.len());
+                    bind_rows(insert, chunk.iter().flat_map(RequestRow::values)).execute(&mut *tx).await?;
                 }
-                insert.execute(&mut *tx).await?;
-            }
-            for chunk in statement_chunks(&attempts) {
-                let mut insert = insert_query(&ATTEMPT_INSERT, placeholders, chunk.len());
-                for a in chunk {
-                    let [t1, t2, t3, t4, t5] = a.tokens;
-                    insert = insert
-                        .bind(a.request_id)
-                        .bind(a.index)
-                        .bind(a.target)
-                        .bind(a.provider)
-                        .bind(a.provider_kind)
-                        .bind(a.model)
-                        .bind(a.started_at_ms)
-                        .bind(a.latency_ms)
-                        .bind(a.ttft_ms)
-                        .bind(t1)
-                        .bind(t2)
-                        .bind(t3)
-                        .bind(t4)
-                        .bind(t5)
-                        .bind(a.cost_micros)
-                        .bind(a.priced)
-                        .bind(a.outcome)
-                        .bind(a.error_kind)
-                        .bind(a.status)
-                        .bind(a.retry_after_ms);
+                for chunk in statement_chunks(&attempts) {
+                    let insert = insert_query(&ATTEMPT_INSERT, Placeholders::Numbered, chunk.len());
+                    bind_rows(insert, chunk.iter().flat_map(AttemptRow::values)).execute(&mut *tx).await?;
                 }
-                insert.execute(&mut *tx).await?;
+                tx.commit().await?;
             }
-            tx.commit().await?;
-        });
+        }
         Ok(())
     }
 
@@ -315,16 +267,26 @@ impl LedgerStore {
     }
 }
 
-async fn connect_sqlite(url: &str) -> Result<SqlitePool, StoreError> {
-    let options = SqliteConnectOptions::from_str(url)
+/// Opens the sqlx pool, for migrations and reads, and says where the write connection
+/// will find the same database.
+async fn connect_sqlite(url: &str) -> Result<(SqlitePool, SqliteTarget), StoreError> {
+    let mut options = SqliteConnectOptions::from_str(url)
         .map_err(StoreError::Connect)?
         .create_if_missing(true)
         .busy_timeout(SQLITE_BUSY_TIMEOUT)
         // The ledger is billing data: FULL syncs every commit, and batching keeps
         // that to one sync per batch.
         .synchronous(SqliteSynchronous::Full);
-    let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-    if !in_memory {
+    let in_memory = is_in_memory(url);
+    if in_memory {
+        // The write connection joins the database by name through the shared cache,
+        // so an in-memory database needs both (`sqlite::memory:` has them already).
+        if options.get_filename().as_os_str().is_empty() {
+            let n = ANONYMOUS_MEMORY_DATABASES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            options = options.filename(format!("file:switchyard-ledger-{}-{n}", std::process::id()));
+        }
+        options = options.shared_cache(true);
+    } else {
         // `sqlite://data/ledger.db` should work on a fresh machine, as the file does.
         if let Some(dir) = options.get_filename().parent() {
             if !dir.as_os_str().is_empty() {
@@ -333,131 +295,42 @@ async fn connect_sqlite(url: &str) -> Result<SqlitePool, StoreError> {
                     .map_err(|e| StoreError::Connect(sqlx::Error::Io(e)))?;
             }
         }
+        // WAL lets report readers run while the writer commits.
+        options = options.journal_mode(SqliteJournalMode::Wal);
     }
     let pool = if in_memory {
         // An in-memory database vanishes with its last connection, and the shared
-        // cache sqlx gives it locks whole tables between connections, so use exactly
-        // one connection that never expires.
+        // cache locks whole tables between connections, so use exactly one connection
+        // (besides the write connection) that never expires.
         SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
             .idle_timeout(None)
             .max_lifetime(None)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
     } else {
-        // WAL lets report readers run while the writer commits.
-        SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options.journal_mode(SqliteJournalMode::Wal))
-            .await
+        SqlitePoolOptions::new().max_connections(4).connect_with(options.clone()).await
     };
-    pool.map_err(StoreError::Connect)
+    let target = SqliteTarget {
+        filename: options.get_filename().to_path_buf(),
+        in_memory,
+        busy_timeout: SQLITE_BUSY_TIMEOUT,
+    };
+    Ok((pool.map_err(StoreError::Connect)?, target))
 }
 
-/// One table's multi-row INSERT, its text made once per statement size: a batch binds
-/// values to statements it already has, instead of writing out hundreds of
-/// placeholders per statement and having the driver hash the result to find it
-/// prepared.
-struct Insert {
-    head: &'static str,
-    columns: usize,
-    tail: &'static str,
-    /// By placeholder style, then by log2 of the row count (the sizes
-    /// [`statement_chunks`] makes).
-    texts: [[OnceLock<String>; STATEMENT_SIZES]; 2],
+fn is_in_memory(url: &str) -> bool {
+    url.contains(":memory:") || url.contains("mode=memory")
 }
 
-/// How a backend writes bind parameters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Placeholders {
-    /// `?`, bound in order (SQLite). SQLite also reads `$1`, but as a parameter *name*
-    /// that binding looks up among all the statement's names, which for a 700-value
-    /// statement costs more than the insert itself.
-    Positional,
-    /// `$1`, `$2`, ... (PostgreSQL).
-    Numbered,
-}
+/// Names for in-memory databases whose URL gave none.
+static ANONYMOUS_MEMORY_DATABASES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-/// 1, 2, 4, ... [`ROWS_PER_STATEMENT`] rows.
-const STATEMENT_SIZES: usize = ROWS_PER_STATEMENT.ilog2() as usize + 1;
-
-impl Insert {
-    const fn new(head: &'static str, columns: usize, tail: &'static str) -> Insert {
-        Insert { head, columns, tail, texts: [const { [const { OnceLock::new() }; STATEMENT_SIZES] }; 2] }
-    }
-
-    /// The statement for `rows` rows, a power of two up to [`ROWS_PER_STATEMENT`].
-    fn sql(&self, placeholders: Placeholders, rows: usize) -> &str {
-        debug_assert!(rows.is_power_of_two() && rows <= ROWS_PER_STATEMENT);
-        self.texts[placeholders as usize][rows.ilog2() as usize].get_or_init(|| {
-            let mut sql = String::from(self.head);
-            sql.push_str("VALUES ");
-            for row in 0..rows {
-                sql.push_str(if row == 0 { "(" } else { ", (" });
-                for column in 0..self.columns {
-                    let separator = if column == 0 { "" } else { ", " };
-                    match placeholders {
-                        Placeholders::Positional => {
-                            sql.push_str(separator);
-                            sql.push('?');
-                        }
-                        Placeholders::Numbered => sql.push_str(&format!("{separator}${}", row * self.columns + column + 1)),
-                    }
-                }
-                sql.push(')');
-            }
-            sql.push_str(self.tail);
-            sql
-        })
-    }
-}
-
-static REQUEST_INSERT: Insert = Insert::new(
-    "INSERT INTO ledger_requests (id, started_at_ms, route, key_id, front_door, stream, target, \
-     provider, provider_kind, model, input_tokens, output_tokens, cache_read_tokens, \
-     cache_write_tokens, reasoning_tokens, cost_micros, latency_ms, ttft_ms, outcome, status, \
-     attempt_count, failover_reason) ",
-    22,
-    " ON CONFLICT (id) DO NOTHING",
-);
-
-static ATTEMPT_INSERT: Insert = Insert::new(
-    "INSERT INTO ledger_attempts (request_id, attempt_index, target, provider, provider_kind, \
-     model, started_at_ms, latency_ms, ttft_ms, input_tokens, output_tokens, cache_read_tokens, \
-     cache_write_tokens, reasoning_tokens, cost_micros, priced, outcome, error_kind, status, \
-     retry_after_ms) ",
-    20,
-    " ON CONFLICT (request_id, attempt_index) DO NOTHING",
-);
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_insert_statement_has_one_placeholder_per_value_in_the_backends_style() {
-        let insert = Insert::new("INSERT INTO t (a, b) ", 2, " ON CONFLICT (a) DO NOTHING");
-        let numbered = |rows| insert.sql(Placeholders::Numbered, rows);
-        assert_eq!(numbered(1), "INSERT INTO t (a, b) VALUES ($1, $2) ON CONFLICT (a) DO NOTHING");
-        assert_eq!(numbered(2), "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4) ON CONFLICT (a) DO NOTHING");
-        assert_eq!(insert.sql(Placeholders::Positional, 2), "INSERT INTO t (a, b) VALUES (?, ?), (?, ?) ON CONFLICT (a) DO NOTHING");
-        assert!(REQUEST_INSERT.sql(Placeholders::Numbered, ROWS_PER_STATEMENT).ends_with("$703, $704) ON CONFLICT (id) DO NOTHING"));
-    }
-
-    #[test]
-    fn a_batch_is_cut_into_statements_of_few_distinct_sizes_keeping_every_row_once() {
-        for n in [0, 1, 2, 3, 100, 255, 256, 257, 1000] {
-            let rows: Vec<usize> = (0..n).collect();
-            let chunks: Vec<&[usize]> = statement_chunks(&rows).collect();
-            assert_eq!(chunks.concat(), rows, "{n} rows");
-            assert!(
-                chunks.iter().all(|c| c.len() == ROWS_PER_STATEMENT || c.len().is_power_of_two()),
-                "{n} rows: sizes {:?}",
-                chunks.iter().map(|c| c.len()).collect::<Vec<_>>()
-            );
-        }
-        let sizes: Vec<usize> = statement_chunks(&[0; 100]).map(<[i32]>::len).collect();
-        assert_eq!(sizes, [32, 32, 32, 4]);
-    }
+/// Opens the write connection on a blocking thread (opening a file is blocking I/O).
+async fn open_sqlite_writes(target: SqliteTarget) -> Result<SqliteWriteConnection, StoreError> {
+    tokio::task::spawn_blocking(move || SqliteWriteConnection::open(&target))
+    .await
+    .map_err(|e| StoreError::WriteTask(e.to_string()))?
+    .map_err(StoreError::SqliteWrite)
 }

@@ -12,6 +12,12 @@
 //! after the writer was closed; both are logged and counted in
 //! `switchyard_ledger_dropped_total`.
 //!
+//! Wake-ups: the writer is woken by the first entry of a batch, by a full batch's worth
+//! of queued entries, by a flush and by the stop signal, not by every entry. The
+//! entries in between wait in the queue until one of those or the batch's deadline.
+//! Waking a task and re-arming its timer for each entry cost more CPU per request than
+//! the rest of the writer's own work.
+//!
 //! Shutdown: the task drains the queue, writes it and ends when every handle is
 //! dropped or when [`LedgerHandle::close`] (or the token `spawn` returns) is
 //! triggered, so `tracker.close(); tracker.wait().await` returns only once everything
@@ -22,8 +28,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
-use tokio::time::Instant;
+use metrics::Gauge;
+use tokio::sync::{mpsc, oneshot, Notify};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -88,6 +94,13 @@ struct Shared {
     /// Whether the over-capacity warning has been logged since depth was last low.
     warned: AtomicBool,
     soft_capacity: usize,
+    /// `switchyard_ledger_queue_depth`, registered once.
+    depth_gauge: Gauge,
+    /// Queue depth at which a recorder wakes the writer: the room left in the batch
+    /// being filled. Set by the writer before it waits (see [`LedgerWriter::run`]).
+    wake_depth: AtomicUsize,
+    /// Wakes the writer while it fills a batch (see the module's notes on wake-ups).
+    wake: Notify,
     /// Entries dropped over the writer's life.
     lost: AtomicU64,
     /// Cancelled to make the writer drain and stop.
@@ -106,7 +119,7 @@ pub struct LedgerHandle {
 impl LedgerHandle {
     /// Queues an entry for writing and returns at once.
     pub fn record(&self, entry: LedgerEntry) {
-        let depth = self.shared.depth.fetch_add(1, Ordering::Relaxed) + 1;
+        let depth = self.shared.depth.fetch_add(1, Ordering::SeqCst) + 1;
         if let Err(mpsc::error::SendError(command)) = self.tx.send(Command::Record(Box::new(entry)))
         {
             self.shared.depth.fetch_sub(1, Ordering::Relaxed);
@@ -120,7 +133,10 @@ impl LedgerHandle {
             }
             return;
         }
-        metrics::gauge!("switchyard_ledger_queue_depth").set(depth as f64);
+        if depth == self.shared.wake_depth.load(Ordering::SeqCst) {
+            self.shared.wake.notify_one();
+        }
+        self.shared.depth_gauge.set(depth as f64);
         if depth > self.shared.soft_capacity && !self.shared.warned.swap(true, Ordering::Relaxed) {
             tracing::warn!(
                 depth,
@@ -136,6 +152,7 @@ impl LedgerHandle {
     pub fn flush(&self) -> impl Future<Output = Result<(), FlushError>> + Send + 'static {
         let (reply, answer) = oneshot::channel();
         let queued = self.tx.send(Command::Flush(reply)).is_ok();
+        self.shared.wake.notify_one();
         let shared = Arc::clone(&self.shared);
         async move {
             if queued {
@@ -164,6 +181,13 @@ impl LedgerHandle {
     }
 }
 
+/// Whether [`LedgerWriter::take_queued`] found the queue closed and empty.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Drained {
+    Open,
+    Closed,
+}
+
 /// The background task that owns the queue's receiving end.
 pub struct LedgerWriter {
     store: LedgerStore,
@@ -185,19 +209,22 @@ impl LedgerWriter {
     ) -> (LedgerHandle, CancellationToken) {
         let (tx, rx) = mpsc::unbounded_channel();
         let stop = CancellationToken::new();
-        let shared = Arc::new(Shared {
-            depth: AtomicUsize::new(0),
-            warned: AtomicBool::new(false),
-            soft_capacity: config.channel_capacity,
-            lost: AtomicU64::new(0),
-            stop: stop.clone(),
-            finished: CancellationToken::new(),
-        });
         let config = WriterConfig {
             // recv_many with a limit of 0 would read as "queue closed".
             max_batch: config.max_batch.max(1),
             ..config
         };
+        let shared = Arc::new(Shared {
+            depth: AtomicUsize::new(0),
+            warned: AtomicBool::new(false),
+            soft_capacity: config.channel_capacity,
+            depth_gauge: metrics::gauge!("switchyard_ledger_queue_depth"),
+            wake_depth: AtomicUsize::new(config.max_batch),
+            wake: Notify::new(),
+            lost: AtomicU64::new(0),
+            stop: stop.clone(),
+            finished: CancellationToken::new(),
+        });
         let writer = LedgerWriter {
             store,
             rx,
@@ -235,23 +262,37 @@ impl LedgerWriter {
 
             // Fill the batch until it is full, someone waits on a flush, the oldest
             // entry has waited max_delay, or (when stopping) the queue is empty.
-            let deadline = Instant::now() + self.config.max_delay;
+            let deadline = tokio::time::sleep(self.config.max_delay);
+            tokio::pin!(deadline);
             while batch.len() < max_batch && waiters.is_empty() {
-                let room = max_batch - batch.len();
-                let received = tokio::select! {
-                    biased;
-                    _ = self.shared.stop.cancelled(), if !stopping => {
-                        self.rx.close();
-                        stopping = true;
-                        continue;
-                    }
-                    n = self.rx.recv_many(&mut inbox, room) => n,
-                    _ = tokio::time::sleep_until(deadline), if !stopping => break,
-                };
-                if received == 0 {
+                let drained = self.take_queued(&mut inbox, &mut batch, &mut waiters);
+                if batch.len() >= max_batch || !waiters.is_empty() {
                     break;
                 }
-                self.take(&mut inbox, &mut batch, &mut waiters);
+                if drained == Drained::Closed {
+                    break; // stopping, or every handle dropped: write what there is
+                }
+                // Ask to be woken when the queue holds the rest of the batch. The
+                // recorders add to the depth, then read this; the writer stores this, then
+                // reads the depth (all SeqCst): either a recorder sees the new value and
+                // wakes the writer, or the writer sees the entries and takes them now.
+                let room = max_batch - batch.len();
+                self.shared.wake_depth.store(room, Ordering::SeqCst);
+                if self.shared.depth.load(Ordering::SeqCst) >= room {
+                    // Counted but perhaps still being sent: let the sender finish.
+                    tokio::task::yield_now().await;
+                    continue;
+                }
+                tokio::select! {
+                    biased;
+                    _ = self.shared.stop.cancelled(), if !stopping => {
+                        // Refuse new entries; the queued ones are still taken above.
+                        self.rx.close();
+                        stopping = true;
+                    }
+                    _ = self.shared.wake.notified() => {}
+                    _ = &mut deadline, if !stopping => break,
+                }
             }
 
             self.write(&mut batch).await;
@@ -268,6 +309,31 @@ impl LedgerWriter {
             }
         }
         tracing::debug!("ledger writer drained and stopped");
+    }
+
+    /// Takes what is queued now, without waiting, up to a full batch. Says whether the
+    /// queue is closed and empty (when stopping, or once every handle is dropped).
+    fn take_queued(
+        &mut self,
+        inbox: &mut Vec<Command>,
+        batch: &mut Vec<LedgerEntry>,
+        waiters: &mut Vec<oneshot::Sender<Result<(), FlushError>>>,
+    ) -> Drained {
+        let mut drained = Drained::Open;
+        while batch.len() + inbox.len() < self.config.max_batch {
+            match self.rx.try_recv() {
+                Ok(command) => inbox.push(command),
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    drained = Drained::Closed;
+                    break;
+                }
+            }
+        }
+        if !inbox.is_empty() {
+            self.take(inbox, batch, waiters);
+        }
+        drained
     }
 
     /// Moves received commands into the batch and the list of flush waiters.
@@ -292,40 +358,50 @@ impl LedgerWriter {
             .depth
             .fetch_sub(entries, Ordering::Relaxed)
             .saturating_sub(entries);
-        metrics::gauge!("switchyard_ledger_queue_depth").set(depth as f64);
+        self.shared.depth_gauge.set(depth as f64);
         if depth <= self.shared.soft_capacity / 2 {
             self.shared.warned.store(false, Ordering::Relaxed);
         }
     }
 
-    /// Writes and empties the batch, retrying with backoff; gives up (logging and
-    /// counting the loss) only after `MAX_WRITE_ATTEMPTS` failures.
+    /// Writes and empties the batch.
     async fn write(&mut self, batch: &mut Vec<LedgerEntry>) {
         if batch.is_empty() {
             return;
         }
+        // Shared with the database's blocking thread, then taken back: the batch's
+        // buffer (hundreds of KiB) is reused rather than allocated and faulted in anew.
+        let entries = Arc::new(std::mem::take(batch));
+        self.insert(&entries).await;
+        if let Ok(mut entries) = Arc::try_unwrap(entries) {
+            entries.clear();
+            *batch = entries;
+        }
+    }
+
+    /// Writes `entries`, retrying with backoff; gives up (logging and counting the
+    /// loss) only after `MAX_WRITE_ATTEMPTS` failures.
+    async fn insert(&mut self, entries: &Arc<Vec<LedgerEntry>>) {
         let mut delay = RETRY_BASE_DELAY;
         for attempt in 1..=MAX_WRITE_ATTEMPTS {
-            match self.store.insert_batch(batch).await {
+            match self.store.insert_batch(Arc::clone(entries)).await {
                 Ok(()) => {
                     metrics::counter!("switchyard_ledger_rows_written_total")
-                        .increment(batch.len() as u64);
-                    batch.clear();
+                        .increment(entries.len() as u64);
                     return;
                 }
                 Err(error) if attempt < MAX_WRITE_ATTEMPTS => {
                     metrics::counter!("switchyard_ledger_write_errors_total").increment(1);
-                    tracing::warn!(%error, attempt, entries = batch.len(), "ledger write failed; retrying");
+                    tracing::warn!(%error, attempt, entries = entries.len(), "ledger write failed; retrying");
                     tokio::time::sleep(delay).await;
                     delay *= 2;
                 }
                 Err(error) => {
                     metrics::counter!("switchyard_ledger_write_errors_total").increment(1);
-                    metrics::counter!("switchyard_ledger_dropped_total")
-                        .increment(batch.len() as u64);
-                    let rows = batch.len() as u64;
-                    let first = batch.first().map(|e| e.request.id.as_str()).unwrap_or("");
-                    let last = batch.last().map(|e| e.request.id.as_str()).unwrap_or("");
+                    let rows = entries.len() as u64;
+                    metrics::counter!("switchyard_ledger_dropped_total").increment(rows);
+                    let first = entries.first().map(|e| e.request.id.as_str()).unwrap_or("");
+                    let last = entries.last().map(|e| e.request.id.as_str()).unwrap_or("");
                     tracing::error!(
                         %error,
                         attempts = MAX_WRITE_ATTEMPTS,
@@ -336,7 +412,6 @@ impl LedgerWriter {
                     );
                     self.shared.lost.fetch_add(rows, Ordering::Relaxed);
                     self.lost_since_flush += rows;
-                    batch.clear();
                 }
             }
         }
