@@ -106,13 +106,13 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<RunningGatew
 pub async fn start_with_file(config: Config, listener: TcpListener, config_path: Option<PathBuf>) -> Result<RunningGateway, StartError> {
     let prices = PriceCatalog::builtin()?.with_overrides(config.prices.clone())?;
     let store = LedgerStore::connect(&config.ledger.url).await?;
+    // First: the ledger writer and the gateway register their metric handles with it.
+    let metrics = telemetry::metrics_handle();
     let tracker = TaskTracker::new();
     let writer_config = WriterConfig { max_batch: config.ledger.batch_size, max_delay: config.ledger.flush_interval, ..WriterConfig::default() };
     let (ledger, _stop_writer) = LedgerWriter::spawn(store, &tracker, writer_config);
     let config = Arc::new(config);
     let shared = Arc::new(Shared::default());
-    // Before the gateway: it registers its metric handles with this recorder.
-    let metrics = telemetry::metrics_handle();
     let state = Arc::new(AppState {
         gateway: ArcSwap::from_pointee(Gateway::new(config.clone(), Arc::new(prices), ledger.clone(), shared.clone())),
         shared,

@@ -131,6 +131,7 @@ async fn health_readiness_and_metrics_answer() {
         "switchyard_attempts_total",
         "switchyard_request_duration_seconds",
         "switchyard_tokens_total",
+        "switchyard_ledger_queue_depth",
     ] {
         assert!(metrics.contains(name), "{name} missing from /metrics");
     }

@@ -5,10 +5,8 @@ use std::sync::OnceLock;
 
 /// Rows per INSERT statement. A batch is one transaction of several statements: a
 /// statement's fixed cost is shared by its rows (in SQLite, one row per statement cost
-/// 40% more than 32), and the SQLite writer offers the CPU to other threads between
-/// statements, so each burst of its work stays short (well under a millisecond) on a
-/// core that also serves requests, while the commit is still paid once per batch. Also
-/// keeps bind parameters (22 per request row) far below the databases' limits.
+/// 40% more than 32), and bind parameters (22 per request row) stay far below the
+/// databases' limits.
 pub(super) const ROWS_PER_STATEMENT: usize = 32;
 
 /// Cuts `rows` into INSERT statements of a few fixed sizes: full statements of

@@ -87,8 +87,12 @@ impl SqliteWriteConnection {
 
 /// Inserts `rows` with multi-row statements of a few sizes, each prepared once per
 /// connection: one statement of 32 rows costs SQLite much less than 32 of one row.
-/// Offers the CPU to other threads after each statement (see
-/// [`ROWS_PER_STATEMENT`](super::inserts::ROWS_PER_STATEMENT)).
+///
+/// The batch runs without pause. Offering the CPU to other threads after each
+/// statement (`sched_yield`) was tried: on a core saturated with requests the writer
+/// then got too little of it, fell behind traffic, and its queue grew by hundreds of
+/// MiB. A request that arrives during a batch still preempts it: the scheduler favours
+/// the waking request thread over a thread that has been running.
 fn insert_rows<'a, R, const N: usize>(
     connection: &Connection,
     insert: &'static Insert,
@@ -98,7 +102,6 @@ fn insert_rows<'a, R, const N: usize>(
     for chunk in statement_chunks(rows) {
         let mut statement = connection.prepare_cached(insert.sql(Placeholders::Positional, chunk.len()))?;
         statement.execute(params_from_iter(chunk.iter().flat_map(&values)))?;
-        std::thread::yield_now();
     }
     Ok(())
 }
