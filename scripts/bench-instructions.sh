@@ -62,7 +62,16 @@ URL="http://127.0.0.1:$((PORT_BASE + 3))/v1/chat/completions"
 taskset -c 0 wrk -t1 -c8 -d5s -s "$WORK/post.lua" "$URL" >/dev/null
 callgrind_control -z "$GATEWAY_PID" >/dev/null
 timeout $((SECONDS_MEASURED + 30)) taskset -c 0 wrk -t1 -c8 -d"${SECONDS_MEASURED}s" -s "$WORK/post.lua" "$URL" >"$WORK/wrk.out"
-sleep 0.5 # the ledger writes the last batch within its 200 ms flush interval
+# Count the ledger's work for these requests too: wait until its queue is empty (a
+# writer that fell behind would otherwise make the gateway look cheaper than it is),
+# then for the last batch, written within its 200 ms flush interval.
+for _ in $(seq 120); do
+    depth=$(curl -fsS --max-time 5 "http://127.0.0.1:$((PORT_BASE + 3))/metrics" 2>/dev/null \
+        | awk '$1 == "switchyard_ledger_queue_depth" {print $2}')
+    [ "${depth:-1}" = 0 ] && break
+    sleep 0.5
+done
+sleep 0.5
 callgrind_control -d "$GATEWAY_PID" >/dev/null
 requests=$(awk '/requests in/ {print $1}' "$WORK/wrk.out")
 dump=$(ls -t "$WORK"/callgrind.out* | head -1)
