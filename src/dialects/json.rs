@@ -119,6 +119,115 @@ impl<'a> RawObject<'a> {
     }
 }
 
+/// `json`, an object, with the value of its top-level member `key` replaced by `value`
+/// written as a JSON string; every other byte is kept as it was. The cheap way to
+/// rewrite one member of a passed-through body: it only finds where values end, where
+/// [`RawObject`] reads every member.
+///
+/// For text already read as valid JSON (a front-door body): invalid JSON gives an
+/// unspecified answer, never a panic. `None` when the object has no member `key`
+/// written plainly before any key written with escapes (which might spell `key`), or
+/// is not an object; [`RawObject`] handles those. With duplicate keys, the first
+/// member named `key` is the one replaced.
+pub fn with_string_member(json: &[u8], key: &str, value: &str) -> Option<Vec<u8>> {
+    let span = member_value(json, key.as_bytes())?;
+    let mut out = Vec::with_capacity(json.len() - span.len() + value.len() + 2);
+    out.extend_from_slice(&json[..span.start]);
+    // Writing a `str` into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut out, value);
+    out.extend_from_slice(&json[span.end..]);
+    Some(out)
+}
+
+/// Where the value of the top-level member `key` lies in the object `json`.
+fn member_value(json: &[u8], key: &[u8]) -> Option<std::ops::Range<usize>> {
+    let mut at = skip_whitespace(json, 0);
+    if json.get(at) != Some(&b'{') {
+        return None;
+    }
+    at += 1;
+    loop {
+        at = skip_whitespace(json, at);
+        if json.get(at) != Some(&b'"') {
+            return None; // `}`: no such member
+        }
+        let key_end = string_end(json, at)?;
+        let raw_key = &json[at + 1..key_end - 1];
+        at = skip_whitespace(json, key_end);
+        if json.get(at) != Some(&b':') {
+            return None;
+        }
+        let start = skip_whitespace(json, at + 1);
+        let end = value_end(json, start)?;
+        if raw_key == key {
+            return Some(start..end);
+        }
+        if raw_key.contains(&b'\\') {
+            return None; // an escaped key might be `key` in disguise
+        }
+        at = skip_whitespace(json, end);
+        if json.get(at) != Some(&b',') {
+            return None;
+        }
+        at += 1;
+    }
+}
+
+fn skip_whitespace(json: &[u8], mut at: usize) -> usize {
+    while matches!(json.get(at), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+        at += 1;
+    }
+    at
+}
+
+/// The index just past the string that opens at `json[open]`.
+fn string_end(json: &[u8], open: usize) -> Option<usize> {
+    let mut at = open + 1;
+    loop {
+        at += memchr::memchr2(b'"', b'\\', json.get(at..)?)?;
+        if json[at] == b'"' {
+            return Some(at + 1);
+        }
+        at += 2; // a backslash and the character it escapes
+    }
+}
+
+/// The index just past the value that starts at `json[start]`.
+fn value_end(json: &[u8], start: usize) -> Option<usize> {
+    match json.get(start)? {
+        b'"' => string_end(json, start),
+        b'{' | b'[' => {
+            let mut depth = 0usize;
+            let mut at = start;
+            while let Some(&byte) = json.get(at) {
+                match byte {
+                    b'"' => {
+                        at = string_end(json, at)?;
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Some(at + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                at += 1;
+            }
+            None
+        }
+        // A number, true, false or null: up to the next delimiter.
+        _ => Some(
+            json[start..]
+                .iter()
+                .position(|b| matches!(b, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'))
+                .map_or(json.len(), |n| start + n),
+        ),
+    }
+}
+
 impl<'de> Deserialize<'de> for RawObject<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct Members;
@@ -194,6 +303,87 @@ mod tests {
         let read: Value = from_bytes(body).unwrap();
         assert_eq!(read, serde_json::from_slice::<Value>(body).unwrap());
         assert_eq!(read["content"], "caf\u{e9} \u{1f600} \u{e9}");
+    }
+
+    #[test]
+    fn a_spliced_member_changes_only_its_value_bytes() {
+        let body = br#"{ "messages":[{"role":"user","content":"say \"model\": \\ {[x"}], "model" :	"route" , "x":{"model":1}}"#;
+        let out = with_string_member(body, "model", "gpt-4.1 \"quoted\"").unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{ "messages":[{"role":"user","content":"say \"model\": \\ {[x"}], "model" :	"gpt-4.1 \"quoted\"" , "x":{"model":1}}"#
+        );
+        // Values of every kind before it are skipped whole.
+        let body = br#"{"a":[1,{"b":"]}"}],"n":-1.5e3,"t":true,"z":null,"model":"r"}"#;
+        let out = with_string_member(body, "model", "m").unwrap();
+        assert_eq!(out, br#"{"a":[1,{"b":"]}"}],"n":-1.5e3,"t":true,"z":null,"model":"m"}"#);
+    }
+
+    #[test]
+    fn a_member_that_cannot_be_spliced_plainly_is_left_to_the_general_rewrite() {
+        assert_eq!(with_string_member(br#"{"messages":[]}"#, "model", "m"), None, "absent");
+        assert_eq!(with_string_member(br#"{"mod\u0065l":"r"}"#, "model", "m"), None, "escaped key");
+        // A duplicate spelled with escapes first: the general rewrite decides which one.
+        assert_eq!(with_string_member(br#"{"mod\u0065l":"a","model":"b"}"#, "model", "m"), None);
+        assert_eq!(with_string_member(br#"["model","r"]"#, "model", "m"), None, "not an object");
+        for invalid in [&br#"{"model":"unterminated"#[..], br#"{"a":"x\"#, br#"{"a":[{"#, br#"{"a" 1}"#, b"{"] {
+            assert_eq!(with_string_member(invalid, "model", "m"), None, "{}", String::from_utf8_lossy(invalid));
+        }
+        assert_eq!(with_string_member(b"", "model", "m"), None);
+    }
+
+    fn json_value() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            (-1e6f64..1e6).prop_map(Value::from),
+            "\\PC{0,12}|[\"\\\\{}\\[\\],: ]{0,6}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                proptest::collection::vec(("[a-z\"\\\\]{0,4}", inner), 0..4)
+                    .prop_map(|members| Value::Object(members.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        /// The splice and the general rewrite agree on every object they both take.
+        #[test]
+        fn a_spliced_member_reads_the_same_as_the_general_rewrite(
+            members in proptest::collection::vec(("[a-z\"\\\\]{0,6}", json_value()), 0..5),
+            model_at in proptest::option::of(0usize..6),
+            model in "\\PC{0,10}",
+            pretty in proptest::bool::ANY,
+        ) {
+            let mut members: Vec<(String, Value)> = members.into_iter().filter(|(k, _)| k != "model").collect();
+            if let Some(at) = model_at {
+                members.insert(at.min(members.len()), ("model".to_owned(), json!("route")));
+            }
+            let separator = if pretty { ",\n  " } else { "," };
+            let body = format!(
+                "{{{}}}",
+                members.iter().map(|(k, v)| format!("{}:{}", json!(k), v)).collect::<Vec<_>>().join(separator)
+            );
+            let spliced = with_string_member(body.as_bytes(), "model", &model);
+            let mut general = RawObject::parse(body.as_bytes()).unwrap();
+            general.set("model", &model).unwrap();
+            let general: Value = serde_json::from_slice(&general.to_vec()).unwrap();
+            match spliced {
+                Some(spliced) => {
+                    let spliced: Value = serde_json::from_slice(&spliced).unwrap();
+                    proptest::prop_assert_eq!(spliced, general);
+                }
+                None => {
+                    // Only when the member is absent, or an escaped key comes first.
+                    let plain_before = members.iter().take_while(|(k, _)| k != "model").all(|(k, _)| !json!(k).to_string().contains('\\'));
+                    proptest::prop_assert!(model_at.is_none() || !plain_before, "{body}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -119,6 +119,11 @@ impl AnthropicUpstream {
     /// The client's JSON with only the model changed (on Vertex the model moves to the
     /// URL and the body names the API version instead); every other member as written.
     fn passthrough_body(&self, original: &[u8], model: &str) -> serde_json::Result<Vec<u8>> {
+        if self.platform.body_version().is_none() {
+            if let Some(body) = json::with_string_member(original, "model", model) {
+                return Ok(body);
+            }
+        }
         let mut body = RawObject::parse(original)?;
         match self.platform.body_version() {
             Some(version) => {

@@ -170,6 +170,11 @@ impl OpenAiChatUpstream {
 /// The client's JSON with the target's model, every other member as the client wrote
 /// it; a stream also asks for the usage report, so the ledger can bill it.
 fn passthrough_body(original: &[u8], model: &str, stream: bool) -> serde_json::Result<Vec<u8>> {
+    if !stream {
+        if let Some(body) = json::with_string_member(original, "model", model) {
+            return Ok(body);
+        }
+    }
     let mut body = RawObject::parse(original)?;
     body.set("model", model)?;
     if stream {
