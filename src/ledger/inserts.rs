@@ -52,7 +52,7 @@ pub(super) enum Placeholders {
 }
 
 /// 1, 2, 4, ... [`ROWS_PER_STATEMENT`] rows.
-const STATEMENT_SIZES: usize = ROWS_PER_STATEMENT.ilog2() as usize + 1;
+pub(super) const STATEMENT_SIZES: usize = ROWS_PER_STATEMENT.ilog2() as usize + 1;
 
 impl Insert {
     const fn new(head: &'static str, columns: usize, tail: &'static str) -> Insert {
