@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions, Postgres};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -22,36 +22,25 @@ use sqlx::Row;
 use super::entry::{AttemptRecord, LedgerEntry, RequestRecord};
 use super::migrations::{self, Dialect};
 use super::report::{SpendGroupBy, SpendRow};
-use super::rows::{read_attempt, read_request, read_spend, AttemptRow, RequestRow, Value};
 use super::inserts::{statement_chunks, Insert, Placeholders, ATTEMPT_INSERT, REQUEST_INSERT};
+use super::rows::{read_attempt, read_request, read_spend, AttemptRow, RequestRow, Value};
 use super::sqlite_write::{SqliteTarget, SqliteWriteConnection};
 
 /// How long a SQLite connection waits for a lock before giving up: the writer and
 /// report readers share the file, and WAL makes waits short but not impossible.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// An INSERT of `rows` rows whose argument list is allocated once for all of its
-/// values, not grown value by value as they are bound (hundreds per statement).
-fn insert_query<'q, DB: sqlx::Database>(insert: &'static Insert, placeholders: Placeholders, rows: usize) -> sqlx::query::Query<'q, DB, DB::Arguments<'q>>
-where
-    DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
-{
-    let mut arguments = DB::Arguments::default();
-    sqlx::Arguments::reserve(&mut arguments, rows * insert.columns, 0);
-    sqlx::query_with(insert.sql(placeholders, rows), arguments)
-}
-
-/// Binds `values` in order to `query`.
-fn bind_rows<'q, DB: sqlx::Database>(
-    mut query: sqlx::query::Query<'q, DB, DB::Arguments<'q>>,
+/// A PostgreSQL INSERT of `rows` rows bound to `values`, in order. Its argument list
+/// is allocated once for all of its values, not grown value by value as they are bound
+/// (hundreds per statement). SQLite's inserts are in `sqlite_write`.
+fn postgres_insert<'q>(
+    insert: &'static Insert,
+    rows: usize,
     values: impl Iterator<Item = Value<'q>>,
-) -> sqlx::query::Query<'q, DB, DB::Arguments<'q>>
-where
-    Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    Option<i64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    Option<i32>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    bool: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-{
+) -> sqlx::query::Query<'q, Postgres, PgArguments> {
+    let mut arguments = PgArguments::default();
+    sqlx::Arguments::reserve(&mut arguments, rows * insert.columns, 0);
+    let mut query = sqlx::query_with(insert.sql(Placeholders::Numbered, rows), arguments);
     for value in values {
         query = match value {
             Value::Text(text) => query.bind(text),
@@ -184,12 +173,12 @@ impl LedgerStore {
                     .collect();
                 let mut tx = pool.begin().await?;
                 for chunk in statement_chunks(&requests) {
-                    let insert = insert_query(&REQUEST_INSERT, Placeholders::Numbered, chunk.len());
-                    bind_rows(insert, chunk.iter().flat_map(RequestRow::values)).execute(&mut *tx).await?;
+                    let values = chunk.iter().flat_map(RequestRow::values);
+                    postgres_insert(&REQUEST_INSERT, chunk.len(), values).execute(&mut *tx).await?;
                 }
                 for chunk in statement_chunks(&attempts) {
-                    let insert = insert_query(&ATTEMPT_INSERT, Placeholders::Numbered, chunk.len());
-                    bind_rows(insert, chunk.iter().flat_map(AttemptRow::values)).execute(&mut *tx).await?;
+                    let values = chunk.iter().flat_map(AttemptRow::values);
+                    postgres_insert(&ATTEMPT_INSERT, chunk.len(), values).execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
             }
@@ -330,7 +319,7 @@ static ANONYMOUS_MEMORY_DATABASES: std::sync::atomic::AtomicU64 = std::sync::ato
 /// Opens the write connection on a blocking thread (opening a file is blocking I/O).
 async fn open_sqlite_writes(target: SqliteTarget) -> Result<SqliteWriteConnection, StoreError> {
     tokio::task::spawn_blocking(move || SqliteWriteConnection::open(&target))
-    .await
-    .map_err(|e| StoreError::WriteTask(e.to_string()))?
-    .map_err(StoreError::SqliteWrite)
+        .await
+        .map_err(|e| StoreError::WriteTask(e.to_string()))?
+        .map_err(StoreError::SqliteWrite)
 }

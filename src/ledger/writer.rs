@@ -46,8 +46,7 @@ const RETRY_BASE_DELAY: Duration = Duration::from_millis(100);
 /// sync, and its share of the B-tree pages it rewrites (SQLite's WAL gets whole pages),
 /// so larger batches cost less CPU per entry: 1,024 took about 7% less CPU per proxied
 /// request than 256, and more gained nothing measurable (BENCHMARKS.md). Under the
-/// `max_delay` most batches are smaller anyway. The store keeps each burst of work
-/// short by writing a batch as several statements.
+/// `max_delay` most batches are smaller anyway.
 pub const DEFAULT_BATCH_SIZE: usize = 1024;
 
 /// How the writer batches.
