@@ -156,6 +156,24 @@ async fn success_failover_and_failure_entries_round_trip() {
     assert_eq!(store.count_requests().await.unwrap(), 3);
 }
 
+/// The write path hands SQLite the entries' own strings instead of copies: whatever
+/// they hold, empty, non-ASCII, quoted or long, must come back byte for byte, and a
+/// batch of many sizes (every statement shape) must land whole.
+#[tokio::test]
+async fn text_of_every_kind_and_batches_of_every_size_round_trip_exactly() {
+    let store = memory_store().await;
+    let mut odd = failover("req-odd", 0);
+    odd.request.key_id = String::new();
+    odd.request.route = "r\u{e9}sum\u{e9}s-\u{8def}\u{7531}-\u{1f680}".to_string();
+    odd.request.failover_reason = Some(format!("quote ' double \" semicolon; -- {}", "x".repeat(100_000)));
+    odd.attempts[0].error_kind = Some(String::new());
+    let mut entries = vec![odd];
+    entries.extend((1..=70).map(|i| success(&format!("req-{i:03}"), i)));
+    store.insert_batch(entries.clone()).await.unwrap();
+    assert_stored(&store, &entries).await;
+    assert_eq!(store.count_requests().await.unwrap(), 71);
+}
+
 #[tokio::test]
 async fn requests_before_since_are_not_returned() {
     let store = memory_store().await;

@@ -188,19 +188,6 @@ impl<'a> AttemptRow<'a> {
     }
 }
 
-impl rusqlite::ToSql for Value<'_> {
-    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
-        use rusqlite::types::{ToSqlOutput, ValueRef};
-        Ok(match *self {
-            Value::Text(Some(text)) => ToSqlOutput::Borrowed(ValueRef::Text(text.as_bytes())),
-            Value::BigInt(Some(n)) => ToSqlOutput::Borrowed(ValueRef::Integer(n)),
-            Value::Int(Some(n)) => ToSqlOutput::Borrowed(ValueRef::Integer(n.into())),
-            Value::Bool(b) => ToSqlOutput::Borrowed(ValueRef::Integer(b.into())),
-            Value::Text(None) | Value::BigInt(None) | Value::Int(None) => ToSqlOutput::Borrowed(ValueRef::Null),
-        })
-    }
-}
-
 fn clamp(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
