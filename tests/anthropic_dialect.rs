@@ -990,3 +990,17 @@ proptest! {
         prop_assert_eq!(decoded, req);
     }
 }
+
+#[test]
+fn a_passed_through_anthropic_answer_bills_the_same_usage_as_the_full_decoding() {
+    use switchyard::dialects::anthropic_messages::{decode_passthrough_response, decode_response};
+    let answer = r#"{"id":"msg_01","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[{"type":"text","text":"Paris \u00e9"},{"type":"tool_use","id":"toolu_1","name":"f","input":{"a":[1,{"b":null}]}}],"stop_reason":"tool_use","stop_sequence":null,"usage":{"input_tokens":25,"cache_creation_input_tokens":3,"cache_read_input_tokens":100,"output_tokens":24}}"#;
+    let summary = decode_passthrough_response(answer.as_bytes()).unwrap();
+    let full = decode_response(serde_json::from_str(answer).unwrap());
+    assert_eq!((&summary.id, &summary.model), (&full.id, &full.model));
+    assert_eq!(summary.stop_reason, full.stop_reason);
+    assert_eq!(summary.usage, full.usage);
+    assert_eq!(summary.usage.cache_read_tokens, 100);
+    let cut = &answer[..answer.len() - 2];
+    assert!(decode_passthrough_response(cut.as_bytes()).unwrap_err().is_eof());
+}

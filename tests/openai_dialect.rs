@@ -164,3 +164,33 @@ fn a_document_by_url_is_refused_naming_the_feature() {
     let err = encode_request(&request, "m", options).unwrap_err();
     assert!(err.contains("documents by URL"), "{err}");
 }
+
+/// An answer as OpenAI sends it, with cached and reasoning tokens.
+const ANSWER: &str = r#"{"id":"chatcmpl-1","object":"chat.completion","created":1741570283,"model":"gpt-4o-mini-2024-07-18","choices":[{"index":0,"message":{"role":"assistant","content":"Paris \"and\" more \u00e9","refusal":null,"annotations":[]},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":125,"completion_tokens":24,"total_tokens":149,"prompt_tokens_details":{"cached_tokens":100,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":7,"audio_tokens":0}},"service_tier":"default","system_fingerprint":"fp_06737a9306"}"#;
+
+#[test]
+fn a_passed_through_answer_bills_the_same_usage_as_the_full_decoding() {
+    use switchyard::dialects::openai_chat::{decode_passthrough_response, decode_response};
+    let summary = decode_passthrough_response(ANSWER.as_bytes()).unwrap();
+    let full = decode_response(serde_json::from_str(ANSWER).unwrap()).unwrap();
+    assert_eq!((&summary.id, &summary.model, summary.created), (&full.id, &full.model, full.created));
+    assert_eq!(summary.usage, full.usage);
+    assert_eq!(summary.usage.cache_read_tokens, 100);
+    assert_eq!(summary.usage.reasoning_tokens, 7);
+}
+
+#[test]
+fn a_passed_through_answer_that_is_cut_short_or_has_nothing_to_pass_is_refused() {
+    use switchyard::dialects::openai_chat::decode_passthrough_response;
+    let refused = |body: &str| decode_passthrough_response(body.as_bytes()).unwrap_err();
+    for cut in [1, 60, ANSWER.len() / 2, ANSWER.len() - 1] {
+        assert!(refused(&ANSWER[..cut]).contains("EOF while parsing"), "cut at {cut}: {}", refused(&ANSWER[..cut]));
+    }
+    assert_eq!(refused(&ANSWER.replace(r#""choices":[{"index":0"#, r#""choices":[ ],"x":[{"index":0"#)), "the answer has no choices");
+    assert!(refused(r#"{"model":"m"}"#).starts_with("missing field `choices`"));
+    assert!(refused(r#"{"choices":[{}]}"#).starts_with("missing field `model`"));
+    assert!(refused(r#"{"model":"m","choices":[{}],"usage":{"prompt_tokens":"many"}}"#).starts_with("invalid type"));
+    // No usage, or null usage, is nothing to bill, not an error.
+    let answer = decode_passthrough_response(br#"{"model":"m","choices":[{}],"usage":null}"#).unwrap();
+    assert_eq!(answer.usage, Usage::default());
+}
