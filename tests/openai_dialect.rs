@@ -194,3 +194,18 @@ fn a_passed_through_answer_that_is_cut_short_or_has_nothing_to_pass_is_refused()
     let answer = decode_passthrough_response(br#"{"model":"m","choices":[{}],"usage":null}"#).unwrap();
     assert_eq!(answer.usage, Usage::default());
 }
+
+#[test]
+fn a_refused_message_part_is_named_by_its_place_in_the_request() {
+    let refused = |body: Value| decode_request(body.to_string().as_bytes()).unwrap_err();
+    let audio = json!({"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}});
+    let error = refused(json!({"model": "m", "messages": [
+        {"role": "system", "content": "be brief"},
+        {"role": "user", "content": [{"type": "text", "text": "listen"}, audio]}
+    ]}));
+    assert_eq!(error.param.as_deref(), Some("messages[1].content[1].type"), "{error:?}");
+    let error = refused(json!({"model": "m", "messages": [{"role": "user", "content": "hi"}, {"role": "assistant"}]}));
+    assert_eq!(error.param.as_deref(), Some("messages[1].content"), "{error:?}");
+    let error = refused(json!({"model": "m", "messages": [{"role": "user", "content": [{"type": "file", "file": {"file_id": "file-1"}}]}]}));
+    assert_eq!(error.param.as_deref(), Some("messages[0].content[0].file"), "{error:?}");
+}

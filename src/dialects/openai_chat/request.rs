@@ -102,25 +102,24 @@ impl TryFrom<OpenAiChatRequest> for ChatRequest {
 }
 
 fn message_from_wire(i: usize, message: OpenAiMessage) -> Result<Message, ApiError> {
-    let param = |field: &str| format!("messages[{i}].{field}");
     Ok(match message {
         OpenAiMessage::System { content, name } | OpenAiMessage::Developer { content, name } => {
-            Message { role: Role::System, content: content_from_wire(&param("content"), content)?, name }
+            Message { role: Role::System, content: content_from_wire(i, content)?, name }
         }
         OpenAiMessage::User { content, name } => {
-            Message { role: Role::User, content: content_from_wire(&param("content"), content)?, name }
+            Message { role: Role::User, content: content_from_wire(i, content)?, name }
         }
         OpenAiMessage::Assistant { content, name, tool_calls, refusal, reasoning_content } => {
             // OpenAI's rule: content is required unless the message makes tool calls.
             if content.is_none() && tool_calls.is_none() && refusal.is_none() {
-                return Err(invalid(param("content"), "An assistant message needs 'content' or 'tool_calls'."));
+                return Err(invalid(format!("messages[{i}].content"), "An assistant message needs 'content' or 'tool_calls'."));
             }
             let mut parts = Vec::new();
             if let Some(reasoning) = reasoning_content.filter(|r| !r.is_empty()) {
                 parts.push(ContentPart::Thinking { text: reasoning, signature: None });
             }
             if let Some(content) = content {
-                parts.extend(content_from_wire(&param("content"), content)?);
+                parts.extend(content_from_wire(i, content)?);
             }
             if let Some(refusal) = refusal {
                 parts.push(ContentPart::text(refusal));
@@ -134,7 +133,7 @@ fn message_from_wire(i: usize, message: OpenAiMessage) -> Result<Message, ApiErr
             role: Role::Tool,
             content: vec![ContentPart::ToolResult {
                 tool_use_id: tool_call_id,
-                content: content_from_wire(&param("content"), content)?,
+                content: content_from_wire(i, content)?,
                 is_error: false,
             }],
             name: None,
@@ -151,7 +150,9 @@ fn arguments_value(arguments: String) -> Value {
     serde_json::from_str(&arguments).unwrap_or(Value::String(arguments))
 }
 
-fn content_from_wire(param: &str, content: OpenAiContent) -> Result<Vec<ContentPart>, ApiError> {
+/// The content of message `i`. Its error paths name `messages[i].content[j]`; the name
+/// is written only when there is an error to report.
+fn content_from_wire(i: usize, content: OpenAiContent) -> Result<Vec<ContentPart>, ApiError> {
     let parts = match content {
         OpenAiContent::Text(text) => return Ok(vec![ContentPart::Text { text }]),
         OpenAiContent::Parts(parts) => parts,
@@ -168,12 +169,12 @@ fn content_from_wire(param: &str, content: OpenAiContent) -> Result<Vec<ContentP
             OpenAiContentPart::File { file } => match file.file_data {
                 Some(data) => Ok(ContentPart::Document { source: file_source(&data), title: file.filename }),
                 None => Err(invalid(
-                    format!("{param}[{j}].file"),
+                    format!("messages[{i}].content[{j}].file"),
                     "File parts must carry 'file_data'; uploaded file ids cannot be routed to other providers.",
                 )),
             },
             OpenAiContentPart::InputAudio { .. } => {
-                Err(invalid(format!("{param}[{j}].type"), "Audio input ('input_audio') is not supported by the gateway."))
+                Err(invalid(format!("messages[{i}].content[{j}].type"), "Audio input ('input_audio') is not supported by the gateway."))
             }
         })
         .collect()
