@@ -5,6 +5,9 @@
 # scripts/bench.sh for the real throughput and latency.
 #
 #   bash scripts/bench-instructions.sh [GATEWAY_BINARY]   (default target/release/switchyard)
+#   bash scripts/bench-instructions.sh --bare             (examples/bare_proxy instead: what
+#                                                           hyper and tokio alone cost, so the
+#                                                           difference is the gateway's own work)
 #
 # The gateway runs under callgrind on CPU 1, the mock upstream and wrk on CPU 0. After
 # a 5 s warm-up the counters are zeroed, wrk sends requests for BENCH_SECONDS (default
@@ -14,7 +17,13 @@
 # BENCH_KEEP_PROFILE=FILE keeps the callgrind dump for callgrind_annotate.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+MODE=gateway
+if [ "${1:-}" = --bare ]; then
+    MODE=bare
+    shift
+fi
 GATEWAY=${1:-target/release/switchyard}
+[ "$MODE" = bare ] && GATEWAY=${CARGO_TARGET_DIR:-target}/release/examples/bare_proxy
 MOCK=${CARGO_TARGET_DIR:-target}/release/examples/bench_upstream
 SECONDS_MEASURED=${BENCH_SECONDS:-15}
 PORT_BASE=${BENCH_PORT_BASE:-19200}
@@ -34,7 +43,11 @@ trap cleanup EXIT
 
 taskset -c 0 "$MOCK" --listen "127.0.0.1:$((PORT_BASE + 1))" >"$WORK/mock.log" 2>&1 &
 PIDS+=($!)
-cat >"$WORK/gateway.toml" <<TOML
+if [ "$MODE" = bare ]; then
+    taskset -c 1 valgrind --tool=callgrind --callgrind-out-file="$WORK/callgrind.out" \
+        "$GATEWAY" --listen "127.0.0.1:$((PORT_BASE + 3))" --upstream "127.0.0.1:$((PORT_BASE + 1))" >"$WORK/gateway.log" 2>&1 &
+else
+    cat >"$WORK/gateway.toml" <<TOML
 [server]
 listen = "127.0.0.1:$((PORT_BASE + 3))"
 [ledger]
@@ -46,8 +59,9 @@ catalog = "openai"
 [routes.bench]
 targets = [{ provider = "mock", model = "gpt-4.1-mini" }]
 TOML
-RUST_LOG=warn taskset -c 1 valgrind --tool=callgrind --callgrind-out-file="$WORK/callgrind.out" \
-    "$GATEWAY" serve --config "$WORK/gateway.toml" >"$WORK/gateway.log" 2>&1 &
+    RUST_LOG=warn taskset -c 1 valgrind --tool=callgrind --callgrind-out-file="$WORK/callgrind.out" \
+        "$GATEWAY" serve --config "$WORK/gateway.toml" >"$WORK/gateway.log" 2>&1 &
+fi
 GATEWAY_PID=$!
 PIDS+=("$GATEWAY_PID")
 for _ in $(seq 200); do
@@ -66,6 +80,7 @@ timeout $((SECONDS_MEASURED + 30)) taskset -c 0 wrk -t1 -c8 -d"${SECONDS_MEASURE
 # writer that fell behind would otherwise make the gateway look cheaper than it is),
 # then for the last batch, written within its 200 ms flush interval.
 for _ in $(seq 120); do
+    [ "$MODE" = bare ] && break
     depth=$(curl -fsS --max-time 5 "http://127.0.0.1:$((PORT_BASE + 3))/metrics" 2>/dev/null \
         | awk '$1 == "switchyard_ledger_queue_depth" {print $2}')
     [ "${depth:-1}" = 0 ] && break
