@@ -119,37 +119,68 @@ impl<'a> RawObject<'a> {
     }
 }
 
-/// `json`, an object, with the value of its top-level member `key` replaced by `value`
-/// written as a JSON string; every other byte is kept as it was. The cheap way to
-/// rewrite one member of a passed-through body: it only finds where values end, where
-/// [`RawObject`] reads every member.
+/// `json`, an object, with its top-level member `key` set to `value`: the value replaced
+/// where it stands, or the member added at the end; every other byte is kept as it was.
+/// The cheap way to rewrite a member of a passed-through body: it only finds where
+/// values end, where [`RawObject`] reads every member.
 ///
 /// For text already read as valid JSON (a front-door body): invalid JSON gives an
-/// unspecified answer, never a panic. `None` when the object has no member `key`
-/// written plainly before any key written with escapes (which might spell `key`), or
-/// is not an object; [`RawObject`] handles those. With duplicate keys, the first
+/// unspecified answer, never a panic. `None` when it cannot tell plainly whether or where
+/// `key` is (a key written with escapes, which might spell `key`, comes first), or when
+/// `json` is not an object; [`RawObject`] handles those. With duplicate keys, the first
 /// member named `key` is the one replaced.
-pub fn with_string_member(json: &[u8], key: &str, value: &str) -> Option<Vec<u8>> {
-    let span = member_value(json, key.as_bytes())?;
-    let mut out = Vec::with_capacity(json.len() - span.len() + value.len() + 2);
-    out.extend_from_slice(&json[..span.start]);
-    // Writing a `str` into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut out, value);
-    out.extend_from_slice(&json[span.end..]);
+pub fn with_member(json: &[u8], key: &str, value: &(impl Serialize + ?Sized)) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(json.len() + key.len() + 32);
+    match locate(json, key.as_bytes())? {
+        Place::Value(span) => {
+            out.extend_from_slice(&json[..span.start]);
+            serde_json::to_writer(&mut out, value).ok()?;
+            out.extend_from_slice(&json[span.end..]);
+        }
+        Place::Absent { close, empty } => {
+            out.extend_from_slice(&json[..close]);
+            if !empty {
+                out.push(b',');
+            }
+            serde_json::to_writer(&mut out, key).ok()?;
+            out.push(b':');
+            serde_json::to_writer(&mut out, value).ok()?;
+            out.extend_from_slice(&json[close..]);
+        }
+    }
     Some(out)
 }
 
-/// Where the value of the top-level member `key` lies in the object `json`.
-fn member_value(json: &[u8], key: &[u8]) -> Option<std::ops::Range<usize>> {
+/// The value of the top-level member `key` of the object `json`, as written: `Some(None)`
+/// when the object plainly has no such member, `None` when that cannot be told (see
+/// [`with_member`]).
+pub fn member_value<'a>(json: &'a [u8], key: &str) -> Option<Option<&'a [u8]>> {
+    Some(match locate(json, key.as_bytes())? {
+        Place::Value(span) => Some(&json[span]),
+        Place::Absent { .. } => None,
+    })
+}
+
+/// Where a top-level member's value is, or where it would go.
+enum Place {
+    Value(std::ops::Range<usize>),
+    /// No member has the key: `close` is the index of the object's closing brace,
+    /// `empty` whether the object has no members at all.
+    Absent { close: usize, empty: bool },
+}
+
+fn locate(json: &[u8], key: &[u8]) -> Option<Place> {
     let mut at = skip_whitespace(json, 0);
     if json.get(at) != Some(&b'{') {
         return None;
     }
-    at += 1;
+    at = skip_whitespace(json, at + 1);
+    if json.get(at) == Some(&b'}') {
+        return Some(Place::Absent { close: at, empty: true });
+    }
     loop {
-        at = skip_whitespace(json, at);
         if json.get(at) != Some(&b'"') {
-            return None; // `}`: no such member
+            return None;
         }
         let key_end = string_end(json, at)?;
         let raw_key = &json[at + 1..key_end - 1];
@@ -160,16 +191,17 @@ fn member_value(json: &[u8], key: &[u8]) -> Option<std::ops::Range<usize>> {
         let start = skip_whitespace(json, at + 1);
         let end = value_end(json, start)?;
         if raw_key == key {
-            return Some(start..end);
+            return Some(Place::Value(start..end));
         }
         if raw_key.contains(&b'\\') {
             return None; // an escaped key might be `key` in disguise
         }
         at = skip_whitespace(json, end);
-        if json.get(at) != Some(&b',') {
-            return None;
+        match json.get(at) {
+            Some(b',') => at = skip_whitespace(json, at + 1),
+            Some(b'}') => return Some(Place::Absent { close: at, empty: false }),
+            _ => return None,
         }
-        at += 1;
     }
 }
 
@@ -308,28 +340,38 @@ mod tests {
     #[test]
     fn a_spliced_member_changes_only_its_value_bytes() {
         let body = br#"{ "messages":[{"role":"user","content":"say \"model\": \\ {[x"}], "model" :	"route" , "x":{"model":1}}"#;
-        let out = with_string_member(body, "model", "gpt-4.1 \"quoted\"").unwrap();
+        let out = with_member(body, "model", "gpt-4.1 \"quoted\"").unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
             r#"{ "messages":[{"role":"user","content":"say \"model\": \\ {[x"}], "model" :	"gpt-4.1 \"quoted\"" , "x":{"model":1}}"#
         );
         // Values of every kind before it are skipped whole.
         let body = br#"{"a":[1,{"b":"]}"}],"n":-1.5e3,"t":true,"z":null,"model":"r"}"#;
-        let out = with_string_member(body, "model", "m").unwrap();
+        let out = with_member(body, "model", "m").unwrap();
         assert_eq!(out, br#"{"a":[1,{"b":"]}"}],"n":-1.5e3,"t":true,"z":null,"model":"m"}"#);
+        assert_eq!(member_value(body, "n"), Some(Some(&b"-1.5e3"[..])));
     }
 
     #[test]
-    fn a_member_that_cannot_be_spliced_plainly_is_left_to_the_general_rewrite() {
-        assert_eq!(with_string_member(br#"{"messages":[]}"#, "model", "m"), None, "absent");
-        assert_eq!(with_string_member(br#"{"mod\u0065l":"r"}"#, "model", "m"), None, "escaped key");
+    fn an_absent_member_is_added_at_the_end_of_the_object() {
+        let options = json!({"include_usage": true});
+        let out = with_member(br#"{"model":"m", "stream":true }"#, "stream_options", &options).unwrap();
+        assert_eq!(out, br#"{"model":"m", "stream":true ,"stream_options":{"include_usage":true}}"#);
+        assert_eq!(with_member(b" { } ", "model", "m").unwrap(), br#" { "model":"m"} "#);
+        assert_eq!(member_value(br#"{"messages":[]}"#, "model"), Some(None));
+        assert_eq!(member_value(b"{}", "model"), Some(None));
+    }
+
+    #[test]
+    fn a_member_that_cannot_be_found_plainly_is_left_to_the_general_rewrite() {
+        assert_eq!(with_member(br#"{"mod\u0065l":"r"}"#, "model", "m"), None, "escaped key");
         // A duplicate spelled with escapes first: the general rewrite decides which one.
-        assert_eq!(with_string_member(br#"{"mod\u0065l":"a","model":"b"}"#, "model", "m"), None);
-        assert_eq!(with_string_member(br#"["model","r"]"#, "model", "m"), None, "not an object");
+        assert_eq!(with_member(br#"{"mod\u0065l":"a","model":"b"}"#, "model", "m"), None);
+        assert_eq!(with_member(br#"["model","r"]"#, "model", "m"), None, "not an object");
         for invalid in [&br#"{"model":"unterminated"#[..], br#"{"a":"x\"#, br#"{"a":[{"#, br#"{"a" 1}"#, b"{"] {
-            assert_eq!(with_string_member(invalid, "model", "m"), None, "{}", String::from_utf8_lossy(invalid));
+            assert_eq!(with_member(invalid, "model", "m"), None, "{}", String::from_utf8_lossy(invalid));
         }
-        assert_eq!(with_string_member(b"", "model", "m"), None);
+        assert_eq!(with_member(b"", "model", "m"), None);
     }
 
     fn json_value() -> impl proptest::strategy::Strategy<Value = Value> {
@@ -351,7 +393,8 @@ mod tests {
     }
 
     proptest::proptest! {
-        /// The splice and the general rewrite agree on every object they both take.
+        /// The splice and the general rewrite agree on every object they both take,
+        /// whether the member is there to replace or absent and added.
         #[test]
         fn a_spliced_member_reads_the_same_as_the_general_rewrite(
             members in proptest::collection::vec(("[a-z\"\\\\]{0,6}", json_value()), 0..5),
@@ -368,7 +411,7 @@ mod tests {
                 "{{{}}}",
                 members.iter().map(|(k, v)| format!("{}:{}", json!(k), v)).collect::<Vec<_>>().join(separator)
             );
-            let spliced = with_string_member(body.as_bytes(), "model", &model);
+            let spliced = with_member(body.as_bytes(), "model", &model);
             let mut general = RawObject::parse(body.as_bytes()).unwrap();
             general.set("model", &model).unwrap();
             let general: Value = serde_json::from_slice(&general.to_vec()).unwrap();
@@ -378,9 +421,9 @@ mod tests {
                     proptest::prop_assert_eq!(spliced, general);
                 }
                 None => {
-                    // Only when the member is absent, or an escaped key comes first.
+                    // Only when an escaped key comes before the member (or the end).
                     let plain_before = members.iter().take_while(|(k, _)| k != "model").all(|(k, _)| !json!(k).to_string().contains('\\'));
-                    proptest::prop_assert!(model_at.is_none() || !plain_before, "{body}");
+                    proptest::prop_assert!(!plain_before, "{body}");
                 }
             }
         }

@@ -120,7 +120,7 @@ impl AnthropicUpstream {
     /// URL and the body names the API version instead); every other member as written.
     fn passthrough_body(&self, original: &[u8], model: &str) -> serde_json::Result<Vec<u8>> {
         if self.platform.body_version().is_none() {
-            if let Some(body) = json::with_string_member(original, "model", model) {
+            if let Some(body) = json::with_member(original, "model", model) {
                 return Ok(body);
             }
         }

@@ -170,16 +170,28 @@ impl OpenAiChatUpstream {
 /// The client's JSON with the target's model, every other member as the client wrote
 /// it; a stream also asks for the usage report, so the ledger can bill it.
 fn passthrough_body(original: &[u8], model: &str, stream: bool) -> serde_json::Result<Vec<u8>> {
-    if !stream {
-        if let Some(body) = json::with_string_member(original, "model", model) {
-            return Ok(body);
+    // The client's own stream options, kept, with the usage report switched on.
+    let stream_options = |existing: Option<&[u8]>| {
+        let mut options: Map<String, Value> = existing.and_then(|raw| serde_json::from_slice(raw).ok()).unwrap_or_default();
+        options.insert("include_usage".to_owned(), Value::Bool(true));
+        options
+    };
+    // The cheap way first: splice the members into the body as it is; the general rewrite
+    // when that cannot tell where they are.
+    let spliced = json::with_member(original, "model", model).and_then(|body| {
+        if !stream {
+            return Some(body);
         }
+        let options = stream_options(json::member_value(&body, "stream_options")?);
+        json::with_member(&body, "stream_options", &options)
+    });
+    if let Some(body) = spliced {
+        return Ok(body);
     }
     let mut body = RawObject::parse(original)?;
     body.set("model", model)?;
     if stream {
-        let mut options: Map<String, Value> = body.get("stream_options").and_then(|raw| serde_json::from_str(raw.get()).ok()).unwrap_or_default();
-        options.insert("include_usage".to_owned(), Value::Bool(true));
+        let options = stream_options(body.get("stream_options").map(|raw| raw.get().as_bytes()));
         body.set("stream_options", &options)?;
     }
     Ok(body.to_vec())
@@ -281,3 +293,33 @@ fn in_stream_error(data: &str, provider: &str) -> Option<UpstreamError> {
     Some(UpstreamError::new(kind, format!("{provider}: {message}")).with_code(code.map(str::to_owned)))
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::passthrough_body;
+    use serde_json::{json, Value};
+
+    #[test]
+    fn a_passed_through_stream_asks_for_usage_and_keeps_every_other_byte() {
+        let body = br#"{"model":"chat", "messages":[{"role":"user","content":"h\u00e9 \"quoted\""}], "stream":true}"#;
+        let out = passthrough_body(body, "gpt-4.1", true).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"model":"gpt-4.1", "messages":[{"role":"user","content":"h\u00e9 \"quoted\""}], "stream":true,"stream_options":{"include_usage":true}}"#
+        );
+        // The client's own stream options are kept, with usage switched on.
+        let body = br#"{"stream_options": {"include_usage": false, "x": 1}, "model":"chat","stream":true}"#;
+        let out: Value = serde_json::from_slice(&passthrough_body(body, "m", true).unwrap()).unwrap();
+        assert_eq!(out, json!({"stream_options": {"include_usage": true, "x": 1}, "model": "m", "stream": true}));
+        // A key written with escapes takes the general rewrite, with the same result.
+        let body = br#"{"mod\u0065l":"chat","stream":true}"#;
+        let out: Value = serde_json::from_slice(&passthrough_body(body, "m", true).unwrap()).unwrap();
+        assert_eq!(out, json!({"model": "m", "stream": true, "stream_options": {"include_usage": true}}));
+    }
+
+    #[test]
+    fn a_passed_through_answer_changes_only_the_model() {
+        let body = br#"{ "model" : "chat", "temperature":0.20}"#;
+        assert_eq!(passthrough_body(body, "gpt-4.1", false).unwrap(), br#"{ "model" : "gpt-4.1", "temperature":0.20}"#);
+    }
+}
