@@ -130,11 +130,17 @@ impl<'a> RawObject<'a> {
 /// `json` is not an object; [`RawObject`] handles those. With duplicate keys, the first
 /// member named `key` is the one replaced.
 pub fn with_member(json: &[u8], key: &str, value: &(impl Serialize + ?Sized)) -> Option<Vec<u8>> {
+    with_member_updated(json, key, |_| value)
+}
+
+/// Like [`with_member`], with the new value made from the member's current one (its text
+/// as written, `None` when absent), found in the same pass.
+pub fn with_member_updated<V: Serialize>(json: &[u8], key: &str, update: impl FnOnce(Option<&[u8]>) -> V) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(json.len() + key.len() + 32);
     match locate(json, key.as_bytes())? {
         Place::Value(span) => {
             out.extend_from_slice(&json[..span.start]);
-            serde_json::to_writer(&mut out, value).ok()?;
+            serde_json::to_writer(&mut out, &update(Some(&json[span.clone()]))).ok()?;
             out.extend_from_slice(&json[span.end..]);
         }
         Place::Absent { close, empty } => {
@@ -144,21 +150,11 @@ pub fn with_member(json: &[u8], key: &str, value: &(impl Serialize + ?Sized)) ->
             }
             serde_json::to_writer(&mut out, key).ok()?;
             out.push(b':');
-            serde_json::to_writer(&mut out, value).ok()?;
+            serde_json::to_writer(&mut out, &update(None)).ok()?;
             out.extend_from_slice(&json[close..]);
         }
     }
     Some(out)
-}
-
-/// The value of the top-level member `key` of the object `json`, as written: `Some(None)`
-/// when the object plainly has no such member, `None` when that cannot be told (see
-/// [`with_member`]).
-pub fn member_value<'a>(json: &'a [u8], key: &str) -> Option<Option<&'a [u8]>> {
-    Some(match locate(json, key.as_bytes())? {
-        Place::Value(span) => Some(&json[span]),
-        Place::Absent { .. } => None,
-    })
 }
 
 /// Where a top-level member's value is, or where it would go.
@@ -349,7 +345,8 @@ mod tests {
         let body = br#"{"a":[1,{"b":"]}"}],"n":-1.5e3,"t":true,"z":null,"model":"r"}"#;
         let out = with_member(body, "model", "m").unwrap();
         assert_eq!(out, br#"{"a":[1,{"b":"]}"}],"n":-1.5e3,"t":true,"z":null,"model":"m"}"#);
-        assert_eq!(member_value(body, "n"), Some(Some(&b"-1.5e3"[..])));
+        let doubled = with_member_updated(body, "n", |n| [n.map(<[u8]>::to_vec), n.map(<[u8]>::to_vec)]).unwrap();
+        assert!(doubled.starts_with(br#"{"a":[1,{"b":"]}"}],"n":[[45,49,46,53,101,51],[45,49,46,53,101,51]],"t""#), "the current value, as written");
     }
 
     #[test]
@@ -358,8 +355,17 @@ mod tests {
         let out = with_member(br#"{"model":"m", "stream":true }"#, "stream_options", &options).unwrap();
         assert_eq!(out, br#"{"model":"m", "stream":true ,"stream_options":{"include_usage":true}}"#);
         assert_eq!(with_member(b" { } ", "model", "m").unwrap(), br#" { "model":"m"} "#);
-        assert_eq!(member_value(br#"{"messages":[]}"#, "model"), Some(None));
-        assert_eq!(member_value(b"{}", "model"), Some(None));
+        let seen = |json: &[u8]| {
+            let mut seen = Some(b"unset".to_vec());
+            with_member_updated(json, "model", |current| {
+                seen = current.map(<[u8]>::to_vec);
+                "m"
+            });
+            seen
+        };
+        assert_eq!(seen(br#"{"messages":[]}"#), None, "absent");
+        assert_eq!(seen(b"{}"), None, "absent from an empty object");
+        assert_eq!(seen(br#"{"model" : "r" }"#), Some(br#""r""#.to_vec()));
     }
 
     #[test]

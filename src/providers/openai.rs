@@ -182,8 +182,7 @@ fn passthrough_body(original: &[u8], model: &str, stream: bool) -> serde_json::R
         if !stream {
             return Some(body);
         }
-        let options = stream_options(json::member_value(&body, "stream_options")?);
-        json::with_member(&body, "stream_options", &options)
+        json::with_member_updated(&body, "stream_options", stream_options)
     });
     if let Some(body) = spliced {
         return Ok(body);
