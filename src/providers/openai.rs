@@ -292,7 +292,6 @@ fn in_stream_error(data: &str, provider: &str) -> Option<UpstreamError> {
     Some(UpstreamError::new(kind, format!("{provider}: {message}")).with_code(code.map(str::to_owned)))
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::passthrough_body;
@@ -317,7 +316,7 @@ mod tests {
     }
 
     #[test]
-    fn a_passed_through_answer_changes_only_the_model() {
+    fn a_passed_through_request_that_does_not_stream_changes_only_the_model() {
         let body = br#"{ "model" : "chat", "temperature":0.20}"#;
         assert_eq!(passthrough_body(body, "gpt-4.1", false).unwrap(), br#"{ "model" : "gpt-4.1", "temperature":0.20}"#);
     }
