@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use support::openai_wire::{completion, text_chunks};
-use support::{client, MockUpstream, Reply, TestGateway};
+use support::{client, MockUpstream, Reply, StreamEnd, TestGateway};
 use switchyard::ledger::{AttemptOutcome, AttemptRecord, LedgerStore, Outcome, RequestRecord};
 
 /// Every answer is 1,000 tokens in and 500 out: 6,000 µ$ at the default test price.
@@ -232,6 +232,36 @@ async fn consecutive_5xx_open_the_primarys_circuit_and_a_successful_half_open_pr
     assert_billed_once(&rows, ANSWER_COST);
     let first_three: Vec<_> = rows[..3].iter().map(|(_, a)| (a[0].error_kind.clone(), a[0].status)).collect();
     assert_eq!(first_three, vec![(Some("upstream_5xx".to_owned()), Some(500)); 3]);
+    gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn streams_that_break_after_their_first_token_open_the_circuit_of_the_target_that_broke_them() {
+    let (primary, secondary) = (MockUpstream::start().await, MockUpstream::start().await);
+    let mut broken = text_chunks("model-a", &["partial ", "answer"], None);
+    broken.truncate(2); // the role chunk and the first piece, then the connection drops
+    primary.set_default(Reply::sse(broken).with_end(StreamEnd::Cut));
+    secondary.set_default(Reply::sse(text_chunks("model-b", &["from secondary"], None)));
+    let targets = [
+        Target::new("brk-stream-primary", &primary, "model-a")
+            .provider(r#"breaker = { consecutive_failures = 2, open_for = "60s" }"#),
+        Target::new("brk-stream-secondary", &secondary, "model-b"),
+    ];
+    let gateway = TestGateway::start(&config(&targets, "retries = 0")).await;
+    let label = "brk-stream-primary/model-a";
+
+    // Once content has reached the client there is no switch: each break is the
+    // client's to see, and the primary's to answer for.
+    for _ in 0..2 {
+        let seen = ask(&gateway, true).await;
+        assert_eq!(seen.target.as_deref(), Some(label), "{seen:?}");
+        assert!(seen.body.contains("stream_interrupted") && !seen.body.contains("[DONE]"), "{}", seen.body);
+    }
+    assert_eq!(circuit_state(&gateway, label).await, Some(2.0), "open after two broken streams");
+    let seen = ask(&gateway, true).await;
+    assert_eq!(seen.target.as_deref(), Some("brk-stream-secondary/model-b"), "{seen:?}");
+    assert!(seen.body.contains("from secondary") && seen.body.contains("[DONE]"), "{}", seen.body);
+    assert_eq!(primary.request_count(), 2, "no request reaches the open circuit");
     gateway.shutdown().await;
 }
 

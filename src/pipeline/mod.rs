@@ -28,7 +28,7 @@ use crate::error::GatewayError;
 use crate::ledger::{AttemptOutcome, LedgerHandle, Outcome, PriceCatalog};
 use crate::telemetry::RouteMetrics;
 use crate::providers::{Answer, AttemptRequest, Completion, ErrorKind, HttpClient, ItemStream, Provider, StreamItem, UpstreamError};
-use crate::routing::{self, AttemptReport, Availability, Health, PlanContext, ShareTracker, Stop};
+use crate::routing::{self, AttemptGuard, AttemptReport, Availability, Health, PlanContext, ShareTracker, Stop, TargetHealth};
 
 /// State that outlives a configuration: what the gateway has learned about targets.
 /// A config reload builds a new [`Gateway`] around the same `Shared`.
@@ -51,18 +51,21 @@ pub struct Gateway {
     route_slots: BTreeMap<String, Arc<Semaphore>>,
     /// Per target label, for providers with `max_concurrency`.
     target_slots: BTreeMap<String, Arc<Semaphore>>,
-    /// Per route: what settling its requests needs.
-    billing: BTreeMap<String, Arc<RouteBilling>>,
+    /// Per route: what its requests share.
+    route_states: BTreeMap<String, Arc<RouteState>>,
 }
 
-/// What a route's settlements share, made once per configuration.
-pub(super) struct RouteBilling {
+/// What a route's requests share, made once per configuration.
+pub(super) struct RouteState {
+    config: Arc<RouteConfig>,
     metrics: RouteMetrics,
     /// Per route target: its provider's kind and price-catalog id.
     providers: Vec<Option<(String, String)>>,
+    /// Per route target: its health, which outlives the configuration.
+    health: Vec<Arc<TargetHealth>>,
 }
 
-impl RouteBilling {
+impl RouteState {
     /// The kind and price-catalog id of the provider behind route target `index`.
     fn provider(&self, index: usize) -> Option<&(String, String)> {
         self.providers.get(index)?.as_ref()
@@ -115,7 +118,7 @@ pub struct StreamReply {
 /// What a stream needs to have a broken answer continued by another target.
 pub struct Recovery {
     gateway: Arc<Gateway>,
-    route: Arc<RouteConfig>,
+    state: Arc<RouteState>,
     request: ChatRequest,
     key_id: String,
     /// Targets that already served this request.
@@ -129,12 +132,13 @@ impl Recovery {
     /// continuation.
     pub(super) async fn resume(&mut self, partial: &str, settlement: &mut Settlement) -> Result<(Vec<StreamItem>, ItemStream), UpstreamError> {
         let gateway = self.gateway.clone();
-        let route = self.route.clone();
+        let state = self.state.clone();
+        let route = &state.config;
         let providers: Vec<Option<&ProviderConfig>> = route.targets.iter().map(|t| gateway.provider_config(t)).collect();
         let plan = routing::plan(&PlanContext {
-            route: &route,
+            route,
             providers,
-            health: &gateway.shared.health,
+            health: &state.health,
             prices: &gateway.prices,
             shares: &gateway.shared.shares,
         });
@@ -148,14 +152,14 @@ impl Recovery {
         let attempt = |i: usize| {
             let target = &route.targets[i];
             let prefill = gateway.provider(&target.provider).is_some_and(|p| p.supports_prefill(&target.model));
-            Box::pin(gateway.attempt(if prefill { &with_prefill } else { &with_instruction }, &route, i))
+            Box::pin(gateway.attempt(if prefill { &with_prefill } else { &with_instruction }, route, &state.health[i], i))
         };
         let result = routing::run(remaining, &options, |_| Vec::new(), attempt, &mut settlement.pending).await;
         settlement.absorb();
         match result {
-            Ok((index, Established::Stream { first, rest, ttft, permit, .. })) => {
+            Ok((index, Established::Stream { first, rest, ttft, permit, health, .. })) => {
                 self.tried.push(index);
-                settlement.stream_started(ttft, gateway.shared.health.clone());
+                settlement.stream_started(ttft, health);
                 settlement.hold(permit);
                 Ok((first, rest))
             }
@@ -180,7 +184,15 @@ impl Recovery {
 /// What a successful attempt hands back to the failover loop.
 enum Established {
     Complete(Completion),
-    Stream { first: Vec<StreamItem>, rest: ItemStream, passthrough: bool, ttft: Duration, permit: Option<OwnedSemaphorePermit> },
+    Stream {
+        first: Vec<StreamItem>,
+        rest: ItemStream,
+        passthrough: bool,
+        ttft: Duration,
+        permit: Option<OwnedSemaphorePermit>,
+        /// Reports the stream's outcome to its target's health when it ends.
+        health: AttemptGuard,
+    },
 }
 
 impl Gateway {
@@ -206,7 +218,7 @@ impl Gateway {
                 Some((t.label().to_owned(), Arc::new(Semaphore::new(limit as usize))))
             })
             .collect();
-        let billing = config
+        let route_states = config
             .routes
             .values()
             .map(|r| {
@@ -218,10 +230,18 @@ impl Gateway {
                     .iter()
                     .map(|t| config.providers.get(&t.provider).map(|p| (p.kind().to_owned(), p.catalog.clone())))
                     .collect();
-                (r.name.clone(), Arc::new(RouteBilling { metrics, providers }))
+                let health = r
+                    .targets
+                    .iter()
+                    .map(|t| {
+                        let policy = config.providers.get(&t.provider).map(|p| p.breaker).unwrap_or_default();
+                        shared.health.target(t.label(), &policy)
+                    })
+                    .collect();
+                (r.name.clone(), Arc::new(RouteState { config: r.clone(), metrics, providers, health }))
             })
             .collect();
-        Gateway { config, providers, prices, ledger, shared, route_slots, target_slots, billing }
+        Gateway { config, providers, prices, ledger, shared, route_slots, target_slots, route_states }
     }
 
     pub fn provider(&self, name: &str) -> Option<&Arc<Provider>> {
@@ -233,7 +253,11 @@ impl Gateway {
     }
 
     pub fn route(&self, name: &str) -> Result<&Arc<RouteConfig>, GatewayError> {
-        self.config.routes.get(name).ok_or_else(|| GatewayError::RouteNotFound {
+        self.route_state(name).map(|state| &state.config)
+    }
+
+    fn route_state(&self, name: &str) -> Result<&Arc<RouteState>, GatewayError> {
+        self.route_states.get(name).ok_or_else(|| GatewayError::RouteNotFound {
             route: name.to_owned(),
             known: self.config.routes.keys().cloned().collect(),
         })
@@ -241,18 +265,18 @@ impl Gateway {
 
     /// Serves one request: tries the route's targets until one answers.
     pub async fn handle(self: &Arc<Self>, inbound: Inbound) -> Result<Reply, GatewayError> {
-        let route = self.route(&inbound.request.model)?.clone();
+        let state = self.route_state(&inbound.request.model)?.clone();
+        let route = state.config.clone();
         let route_permit = self.route_slot(&route).await?;
         let started = Instant::now();
         let providers: Vec<Option<&ProviderConfig>> = route.targets.iter().map(|t| self.provider_config(t)).collect();
-        let billing = self.billing.get(&route.name).cloned();
-        let mut settlement = Settlement::new(&inbound, &route, billing, self.ledger.clone(), self.prices.clone());
+        let mut settlement = Settlement::new(&inbound, state.clone(), self.ledger.clone(), self.prices.clone());
         settlement.hold(route_permit);
 
         let plan = routing::plan(&PlanContext {
             route: &route,
             providers,
-            health: &self.shared.health,
+            health: &state.health,
             prices: &self.prices,
             shares: &self.shared.shares,
         });
@@ -267,7 +291,7 @@ impl Gateway {
         // (a retry, a hedge and its rival) of about 3.6 KiB each, and unboxed they made
         // every enclosing future, up to the HTTP handler's, over 50 KiB, copied whole at
         // each level on every request.
-        let attempt = |i| Box::pin(self.attempt(&inbound, &route, i));
+        let attempt = |i| Box::pin(self.attempt(&inbound, &route, &state.health[i], i));
         let result = routing::run(plan.order, &options, |t| larger_context(&route, t), attempt, &mut settlement.pending).await;
         let attempts = settlement.pending.len() as u32;
         let (index, established) = match result {
@@ -301,12 +325,12 @@ impl Gateway {
                 settlement.finish(Outcome::Success, 200);
                 Ok(Reply::Complete { completion, attribution })
             }
-            Established::Stream { first, rest, passthrough, ttft, permit } => {
-                settlement.stream_started(ttft, self.shared.health.clone());
+            Established::Stream { first, rest, passthrough, ttft, permit, health } => {
+                settlement.stream_started(ttft, health);
                 settlement.hold(permit);
                 let recovery = (route.stream_recovery == StreamRecovery::Continue).then(|| Recovery {
                     gateway: self.clone(),
-                    route: route.clone(),
+                    state: state.clone(),
                     request: inbound.request.clone(),
                     key_id: inbound.key_id.clone(),
                     tried: vec![index],
@@ -329,14 +353,14 @@ impl Gateway {
 
     /// One attempt on one target. A stream counts as established only once its first
     /// content arrives: until then, any fault can still fail over invisibly.
-    async fn attempt(&self, inbound: &Inbound, route: &RouteConfig, index: usize) -> Result<Established, UpstreamError> {
+    async fn attempt(&self, inbound: &Inbound, route: &RouteConfig, health: &Arc<TargetHealth>, index: usize) -> Result<Established, UpstreamError> {
         let target = &route.targets[index];
         let label = target.label();
-        let (provider_config, provider) = self
+        let (_, provider) = self
             .providers
             .get(&target.provider)
             .ok_or_else(|| UpstreamError::new(ErrorKind::NotFound, format!("provider {} is not configured", target.provider)))?;
-        let guard = self.shared.health.begin(&label, &provider_config.breaker).map_err(|availability| match availability {
+        let guard = health.begin().map_err(|availability| match availability {
             Availability::Unavailable { reason, .. } => UpstreamError::new(ErrorKind::Unavailable, format!("{label} is unavailable: {reason}")),
             Availability::Ready { .. } => UpstreamError::new(ErrorKind::Unavailable, format!("{label} is unavailable")),
         })?;
@@ -361,25 +385,23 @@ impl Gateway {
             anthropic_version: inbound.anthropic_version.as_deref(),
         };
         let started = Instant::now();
-        let result = if inbound.request.stream {
-            stream_attempt(provider, request, route.timeouts.first_token).await.map(|(first, rest, passthrough, rate_limit)| {
-                let ttft = started.elapsed();
-                (Established::Stream { first, rest, passthrough, ttft, permit }, Some(ttft), rate_limit)
-            })
-        } else {
-            complete_attempt(provider, request, route.timeouts.attempt).await.map(|completion| {
-                let rate_limit = completion.rate_limit.clone();
-                (Established::Complete(completion), None, rate_limit)
-            })
-        };
-        match result {
-            Ok((established, ttft, rate_limit)) => {
-                guard.report(AttemptReport::Success { latency: started.elapsed(), ttft, rate_limit });
-                Ok(established)
+        if inbound.request.stream {
+            match stream_attempt(provider, request, route.timeouts.first_token).await {
+                Ok((first, rest, passthrough, rate_limit)) => {
+                    let ttft = started.elapsed();
+                    guard.established(ttft, rate_limit);
+                    Ok(Established::Stream { first, rest, passthrough, ttft, permit, health: guard })
+                }
+                Err(error) => Err(failed(guard, error)),
             }
-            Err(error) => {
-                guard.report(AttemptReport::Failure(error.clone()));
-                Err(error)
+        } else {
+            match complete_attempt(provider, request, route.timeouts.attempt).await {
+                Ok(completion) => {
+                    let rate_limit = completion.rate_limit.clone();
+                    guard.report(AttemptReport::Success { latency: started.elapsed(), ttft: None, rate_limit });
+                    Ok(Established::Complete(completion))
+                }
+                Err(error) => Err(failed(guard, error)),
             }
         }
     }
@@ -387,6 +409,12 @@ impl Gateway {
     fn provider_config(&self, target: &TargetConfig) -> Option<&ProviderConfig> {
         self.providers.get(&target.provider).map(|(c, _)| c.as_ref())
     }
+}
+
+/// Reports a failed attempt to its target's health and hands the error on.
+fn failed(guard: AttemptGuard, error: UpstreamError) -> UpstreamError {
+    guard.report(AttemptReport::Failure(error.clone()));
+    error
 }
 
 async fn complete_attempt(provider: &Provider, request: AttemptRequest<'_>, timeout: Duration) -> Result<Completion, UpstreamError> {

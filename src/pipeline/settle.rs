@@ -11,22 +11,21 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{Inbound, RouteBilling};
+use super::{Inbound, RouteState};
 use crate::canonical::{StreamEvent, Usage};
-use crate::config::{RouteConfig, TargetConfig};
+use crate::config::TargetConfig;
 use crate::ledger::{AttemptOutcome, AttemptRecord, LedgerEntry, LedgerHandle, Outcome, PriceCatalog, RequestRecord};
 use crate::providers::UpstreamError;
-use crate::routing::{AttemptLog, AttemptResult, Health};
+use crate::routing::{AttemptGuard, AttemptLog, AttemptReport, AttemptResult};
 
 pub struct Settlement {
     /// Attempts the failover engine has started, recorded as they begin so that a
     /// request dropped mid-failover still lists them; turned into ledger rows by
     /// [`Settlement::absorb`].
     pub(super) pending: Vec<AttemptLog>,
-    route: Arc<RouteConfig>,
-    /// The route's per-target billing facts and metric handles (every route of the
-    /// configuration has them).
-    billing: Option<Arc<RouteBilling>>,
+    /// The route's configuration, per-target billing facts, metric handles and target
+    /// health.
+    route: Arc<RouteState>,
     ledger: LedgerHandle,
     prices: Arc<PriceCatalog>,
     request: RequestRecord,
@@ -42,28 +41,28 @@ pub struct Settlement {
     answered_model: Option<String>,
     /// Route and target concurrency slots, released when the request is over.
     permits: Vec<tokio::sync::OwnedSemaphorePermit>,
-    /// For a stream: where to report a break after its first token.
-    stream_health: Option<Arc<Health>>,
+    /// The answering stream's claim on its target's health: reported when the stream
+    /// ends (complete, broken) or, dropped with the settlement, as cancelled.
+    stream_health: Option<AttemptGuard>,
 }
 
 impl Settlement {
     pub(super) fn new(
         inbound: &Inbound,
-        route: &Arc<RouteConfig>,
-        billing: Option<Arc<RouteBilling>>,
+        route: Arc<RouteState>,
         ledger: LedgerHandle,
         prices: Arc<PriceCatalog>,
     ) -> Settlement {
         let request = RequestRecord {
             id: uuid::Uuid::now_v7().to_string(),
             started_at: chrono::Utc::now(),
-            route: route.name.clone(),
+            route: route.config.name.clone(),
             key_id: inbound.key_id.clone(),
             front_door: inbound.front_door.as_str().to_owned(),
             stream: inbound.request.stream,
             ..blank_request()
         };
-        Settlement { pending: Vec::new(), route: route.clone(), billing, ledger, prices, request, attempts: Vec::new(), targets: Vec::new(), answering: None, answer_started: None, started: Instant::now(), done: false, answered_model: None, permits: Vec::new(), stream_health: None }
+        Settlement { pending: Vec::new(), route, ledger, prices, request, attempts: Vec::new(), targets: Vec::new(), answering: None, answer_started: None, started: Instant::now(), done: false, answered_model: None, permits: Vec::new(), stream_health: None }
     }
 
     /// The ledger id of the request (empty once the settlement is finished).
@@ -84,8 +83,8 @@ impl Settlement {
         self.targets.reserve_exact(self.pending.len());
         let route = self.route.clone();
         for log in std::mem::take(&mut self.pending) {
-            let Some(target) = route.targets.get(log.target) else { continue };
-            let kind = self.billing.as_deref().and_then(|b| b.provider(log.target)).map(|(kind, _)| kind.clone());
+            let Some(target) = route.config.targets.get(log.target) else { continue };
+            let kind = route.provider(log.target).map(|(kind, _)| kind.clone());
             self.attempt(log.target, target, kind.unwrap_or_default(), &log);
         }
     }
@@ -136,7 +135,7 @@ impl Settlement {
         }
     }
 
-    pub(super) fn stream_started(&mut self, ttft: Duration, health: Arc<Health>) {
+    pub(super) fn stream_started(&mut self, ttft: Duration, health: AttemptGuard) {
         self.answered(Usage::default(), Some(ttft));
         self.stream_health = Some(health);
     }
@@ -178,15 +177,15 @@ impl Settlement {
     /// that report usage only at the end reported none: the output is then billed at
     /// `estimated_output` tokens, counted from the text the client received.
     pub fn stream_failed(&mut self, error: &UpstreamError, estimated_output: u64) {
+        if let Some(health) = self.stream_health.take() {
+            health.report(AttemptReport::Failure(error.clone()));
+        }
         if let Some(attempt) = self.answering.and_then(|i| self.attempts.get_mut(i)) {
             if attempt.usage.output_tokens == 0 {
                 attempt.usage.output_tokens = estimated_output;
             }
             attempt.outcome = AttemptOutcome::Failed;
             attempt.error_kind = Some(error.kind.as_str().to_owned());
-            if let Some(health) = &self.stream_health {
-                health.record_failure(&attempt.target, error);
-            }
         }
     }
 
@@ -196,6 +195,12 @@ impl Settlement {
             return;
         }
         self.done = true;
+        match self.stream_health.take() {
+            Some(health) if outcome == Outcome::Success => health.report(AttemptReport::Completed),
+            // Any other end drops the guard, which reports a cancellation: a client
+            // that left says nothing about the target (a break was reported already).
+            _ => {}
+        }
         self.absorb();
         let latency = self.started.elapsed();
         if let (Some(i), Some(answer_started)) = (self.answering, self.answer_started) {
@@ -209,8 +214,8 @@ impl Settlement {
         }
         // Each attempt is priced at the rate in force when it started.
         for (attempt, &index) in self.attempts.iter_mut().zip(&self.targets) {
-            let catalog = self.billing.as_deref().and_then(|b| b.provider(index)).map_or("", |(_, catalog)| catalog.as_str());
-            let Some(target) = self.route.targets.get(index) else { continue };
+            let catalog = self.route.provider(index).map_or("", |(_, catalog)| catalog.as_str());
+            let Some(target) = self.route.config.targets.get(index) else { continue };
             let model = target.priced_as.as_deref().unwrap_or(&target.model);
             if let Some(price) = self.prices.price_at(catalog, model, attempt.started_at) {
                 attempt.cost_micros = price.cost_micros(&attempt.usage);
@@ -248,7 +253,7 @@ impl Settlement {
     }
 
     fn metrics(&self, latency: Duration) {
-        let Some(metrics) = self.billing.as_ref().map(|b| &b.metrics) else { return };
+        let metrics = &self.route.metrics;
         metrics.request_finished(self.request.outcome.as_str(), latency);
         for (attempt, &index) in self.attempts.iter().zip(&self.targets) {
             let Some(target) = metrics.target(index) else { continue };

@@ -2,6 +2,11 @@
 //! cooldowns, quota hints and latency. Shared by every request (and kept across config
 //! reloads); keyed by target label (`provider/model`).
 //!
+//! Each configuration resolves its targets' [`TargetHealth`] handles once, so a request
+//! locks only the state of the target it consults, never a map shared by every target:
+//! no label is hashed on the request path, and requests to different targets do not
+//! contend on one lock.
+//!
 //! A breaker opens after `consecutive_failures` upstream faults in a row, or when the
 //! error rate over a sliding window passes `error_rate` (once `min_requests` were
 //! seen). After `open_for` it lets `half_open_probes` requests through; a success closes
@@ -26,9 +31,17 @@ const DEFAULT_COOLDOWN: Duration = Duration::from_secs(1);
 /// Below this share of its quota left, a target is tried after the others.
 const LOW_QUOTA_FRACTION: f64 = 0.05;
 
+/// Every target's health handle, by label.
 #[derive(Debug, Default)]
 pub struct Health {
-    targets: Mutex<HashMap<String, TargetState>>,
+    targets: Mutex<HashMap<String, Arc<TargetHealth>>>,
+}
+
+/// One target's health: what the request path consults and reports to.
+#[derive(Debug)]
+pub struct TargetHealth {
+    label: String,
+    state: Mutex<TargetState>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -54,6 +67,9 @@ pub enum Availability {
 #[derive(Debug, Clone)]
 pub enum AttemptReport {
     Success { latency: Duration, ttft: Option<Duration>, rate_limit: Option<RateLimitHint> },
+    /// A stream measured at its first content ([`AttemptGuard::established`]) ended
+    /// complete: the success is counted only now, since until its end it could break.
+    Completed,
     Failure(UpstreamError),
     /// Abandoned by the gateway (a lost hedge, a client that left): says nothing about the target.
     Cancelled,
@@ -134,18 +150,10 @@ impl TargetState {
         match report {
             AttemptReport::Cancelled => {}
             AttemptReport::Success { latency, ttft, rate_limit } => {
-                self.consecutive_failures = 0;
-                self.push_outcome(now, true);
-                self.set_circuit(Circuit::Closed);
-                self.latency_ms = Some(ewma(self.latency_ms, latency.as_secs_f64() * 1000.0));
-                if let Some(ttft) = ttft {
-                    self.ttft_ms = Some(ewma(self.ttft_ms, ttft.as_secs_f64() * 1000.0));
-                }
-                self.quota = rate_limit.clone().map(|hint| {
-                    let reset_at = now + hint.reset_after.unwrap_or(Duration::from_secs(1));
-                    (hint, reset_at)
-                });
+                self.measure(*latency, *ttft, rate_limit.clone(), now);
+                self.succeeded(now);
             }
+            AttemptReport::Completed => self.succeeded(now),
             AttemptReport::Failure(error) if error.kind == ErrorKind::RateLimited => {
                 let wait = error.retry_after.unwrap_or(DEFAULT_COOLDOWN);
                 self.cooldown_until = Some(now + wait);
@@ -160,6 +168,25 @@ impl TargetState {
             }
             AttemptReport::Failure(_) => {}
         }
+    }
+
+    fn succeeded(&mut self, now: Instant) {
+        self.consecutive_failures = 0;
+        self.push_outcome(now, true);
+        self.set_circuit(Circuit::Closed);
+    }
+
+    /// Takes an answer's latency and quota headers, which say nothing yet about
+    /// whether the attempt succeeds.
+    fn measure(&mut self, latency: Duration, ttft: Option<Duration>, rate_limit: Option<RateLimitHint>, now: Instant) {
+        self.latency_ms = Some(ewma(self.latency_ms, latency.as_secs_f64() * 1000.0));
+        if let Some(ttft) = ttft {
+            self.ttft_ms = Some(ewma(self.ttft_ms, ttft.as_secs_f64() * 1000.0));
+        }
+        self.quota = rate_limit.map(|hint| {
+            let reset_at = now + hint.reset_after.unwrap_or(Duration::from_secs(1));
+            (hint, reset_at)
+        });
     }
 
     fn should_open(&self) -> bool {
@@ -217,24 +244,37 @@ pub struct TargetHealthView {
 }
 
 /// A claim on a target for one attempt: dropping it without [`AttemptGuard::report`]
-/// counts as cancelled, so half-open probe slots are never leaked.
+/// counts as cancelled, so half-open probe slots are never leaked. A stream's guard is
+/// kept until the stream ends, so that a stream that breaks after its first token
+/// counts as the failure it is, not as a success followed by a failure.
 pub struct AttemptGuard {
-    health: Arc<Health>,
-    target: String,
+    target: Arc<TargetHealth>,
     reported: bool,
+}
+
+impl std::fmt::Debug for AttemptGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AttemptGuard").field("target", &self.target.label).finish_non_exhaustive()
+    }
 }
 
 impl AttemptGuard {
     pub fn report(mut self, report: AttemptReport) {
         self.reported = true;
-        self.health.record(&self.target, &report);
+        self.target.record(&report);
+    }
+
+    /// A stream's first content arrived: its time to first token and quota headers are
+    /// taken now; its outcome is reported when it ends.
+    pub fn established(&self, ttft: Duration, rate_limit: Option<RateLimitHint>) {
+        lock(&self.target.state).measure(ttft, Some(ttft), rate_limit, Instant::now());
     }
 }
 
 impl Drop for AttemptGuard {
     fn drop(&mut self) {
         if !self.reported {
-            self.health.record(&self.target, &AttemptReport::Cancelled);
+            self.target.record(&AttemptReport::Cancelled);
         }
     }
 }
@@ -244,84 +284,90 @@ impl Health {
         Arc::new(Health::default())
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, TargetState>> {
-        // A panic while holding the lock leaves plain counters behind; keep using them.
-        self.targets.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// The handle of the target labelled `label`, made on first use. `policy` becomes
+    /// its breaker policy: a reloaded configuration may have changed it.
+    pub fn target(&self, label: &str, policy: &BreakerPolicy) -> Arc<TargetHealth> {
+        let mut targets = lock(&self.targets);
+        let target = targets
+            .entry(label.to_owned())
+            .or_insert_with(|| Arc::new(TargetHealth { label: label.to_owned(), state: Mutex::new(TargetState::new(*policy)) }));
+        lock(&target.state).policy = *policy;
+        target.clone()
     }
 
-    /// Whether `target` can take an attempt now (without claiming it).
-    pub fn availability(&self, target: &str, policy: &BreakerPolicy) -> Availability {
-        let mut targets = self.lock();
-        let state = targets.entry(target.to_owned()).or_insert_with(|| TargetState::new(*policy));
-        state.policy = *policy;
+    pub fn snapshot(&self) -> Vec<TargetHealthView> {
+        let now = Instant::now();
+        let targets: Vec<Arc<TargetHealth>> = lock(&self.targets).values().cloned().collect();
+        let mut views: Vec<_> = targets.iter().map(|target| target.view(now)).collect();
+        views.sort_by(|a, b| a.target.cmp(&b.target));
+        views
+    }
+}
+
+impl TargetHealth {
+    /// The target's label (`provider/model`).
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// Whether the target can take an attempt now (without claiming it).
+    pub fn availability(&self) -> Availability {
+        let mut state = lock(&self.state);
         let availability = state.availability(Instant::now());
         // Looking may move an open circuit to half-open: keep the gauge honest.
-        publish(target, state);
+        publish(&self.label, &mut state);
         availability
     }
 
-    /// Claims `target` for one attempt, taking a half-open probe slot when probing.
-    pub fn begin(self: &Arc<Self>, target: &str, policy: &BreakerPolicy) -> Result<AttemptGuard, Availability> {
-        let mut targets = self.lock();
-        let state = targets.entry(target.to_owned()).or_insert_with(|| TargetState::new(*policy));
-        state.policy = *policy;
+    /// Claims the target for one attempt, taking a half-open probe slot when probing.
+    pub fn begin(self: &Arc<Self>) -> Result<AttemptGuard, Availability> {
+        let mut state = lock(&self.state);
         match state.availability(Instant::now()) {
             Availability::Ready { .. } => {
                 if state.circuit == Circuit::HalfOpen {
                     state.probes_in_flight += 1;
                 }
-                publish(target, state);
-                Ok(AttemptGuard { health: self.clone(), target: target.to_owned(), reported: false })
+                publish(&self.label, &mut state);
+                Ok(AttemptGuard { target: self.clone(), reported: false })
             }
             unavailable => Err(unavailable),
         }
     }
 
-    /// Records a failure that happened after the attempt was reported a success: a
-    /// stream that broke after its first token.
-    pub fn record_failure(&self, target: &str, error: &UpstreamError) {
-        self.record(target, &AttemptReport::Failure(error.clone()));
-    }
-
-    fn record(&self, target: &str, report: &AttemptReport) {
-        let mut targets = self.lock();
-        if let Some(state) = targets.get_mut(target) {
-            state.record(report, Instant::now());
-            publish(target, state);
-        }
+    fn record(&self, report: &AttemptReport) {
+        let mut state = lock(&self.state);
+        state.record(report, Instant::now());
+        publish(&self.label, &mut state);
     }
 
     /// The target's recent latency to first token (streams) or answer, in milliseconds.
-    pub fn latency_ms(&self, target: &str) -> Option<f64> {
-        let targets = self.lock();
-        targets.get(target).and_then(|s| s.ttft_ms.or(s.latency_ms))
+    pub fn latency_ms(&self) -> Option<f64> {
+        let state = lock(&self.state);
+        state.ttft_ms.or(state.latency_ms)
     }
 
-    pub fn snapshot(&self) -> Vec<TargetHealthView> {
-        let now = Instant::now();
-        let targets = self.lock();
-        let mut views: Vec<_> = targets
-            .iter()
-            .map(|(target, s)| {
-                let failures = s.window.iter().filter(|(_, ok)| !ok).count();
-                TargetHealthView {
-                    target: target.clone(),
-                    circuit: s.circuit,
-                    consecutive_failures: s.consecutive_failures,
-                    recent_requests: s.window.len(),
-                    recent_error_rate: if s.window.is_empty() { 0.0 } else { failures as f64 / s.window.len() as f64 },
-                    open_for_secs: (s.circuit == Circuit::Open).then(|| s.open_until.saturating_duration_since(now).as_secs_f64()),
-                    cooldown_secs: s.cooldown_until.filter(|u| *u > now).map(|u| (u - now).as_secs_f64()),
-                    latency_ewma_ms: s.latency_ms,
-                    ttft_ewma_ms: s.ttft_ms,
-                    remaining_requests: s.quota.as_ref().and_then(|(h, _)| h.remaining_requests),
-                    remaining_tokens: s.quota.as_ref().and_then(|(h, _)| h.remaining_tokens),
-                }
-            })
-            .collect();
-        views.sort_by(|a, b| a.target.cmp(&b.target));
-        views
+    fn view(&self, now: Instant) -> TargetHealthView {
+        let s = lock(&self.state);
+        let failures = s.window.iter().filter(|(_, ok)| !ok).count();
+        TargetHealthView {
+            target: self.label.clone(),
+            circuit: s.circuit,
+            consecutive_failures: s.consecutive_failures,
+            recent_requests: s.window.len(),
+            recent_error_rate: if s.window.is_empty() { 0.0 } else { failures as f64 / s.window.len() as f64 },
+            open_for_secs: (s.circuit == Circuit::Open).then(|| s.open_until.saturating_duration_since(now).as_secs_f64()),
+            cooldown_secs: s.cooldown_until.filter(|u| *u > now).map(|u| (u - now).as_secs_f64()),
+            latency_ewma_ms: s.latency_ms,
+            ttft_ewma_ms: s.ttft_ms,
+            remaining_requests: s.quota.as_ref().and_then(|(h, _)| h.remaining_requests),
+            remaining_tokens: s.quota.as_ref().and_then(|(h, _)| h.remaining_tokens),
+        }
     }
+}
+
+/// A panic while holding a health lock leaves plain counters behind; keep using them.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Keeps the breaker-state gauge current (0 closed, 1 half-open, 2 open), touching the
@@ -354,57 +400,63 @@ mod tests {
         }
     }
 
-    fn fail(health: &Arc<Health>, kind: ErrorKind) {
-        health.begin("t", &policy()).unwrap().report(AttemptReport::Failure(UpstreamError::new(kind, "x")));
+    fn target() -> (Arc<Health>, Arc<TargetHealth>) {
+        let health = Health::new();
+        let target = health.target("t", &policy());
+        (health, target)
     }
 
-    fn succeed(health: &Arc<Health>) {
+    fn fail(target: &Arc<TargetHealth>, kind: ErrorKind) {
+        target.begin().unwrap().report(AttemptReport::Failure(UpstreamError::new(kind, "x")));
+    }
+
+    fn succeed(target: &Arc<TargetHealth>) {
         let report = AttemptReport::Success { latency: Duration::from_millis(100), ttft: None, rate_limit: None };
-        health.begin("t", &policy()).unwrap().report(report);
+        target.begin().unwrap().report(report);
     }
 
     #[tokio::test(start_paused = true)]
     async fn consecutive_failures_open_the_circuit_until_a_half_open_probe_succeeds() {
-        let health = Health::new();
+        let (health, t) = target();
         for _ in 0..3 {
-            fail(&health, ErrorKind::ServerError);
+            fail(&t, ErrorKind::ServerError);
         }
-        assert!(matches!(health.availability("t", &policy()), Availability::Unavailable { reason: "circuit_open", .. }));
+        assert!(matches!(t.availability(), Availability::Unavailable { reason: "circuit_open", .. }));
         tokio::time::advance(Duration::from_secs(5)).await;
-        let probe = health.begin("t", &policy()).expect("one probe is let through");
-        assert!(health.begin("t", &policy()).is_err(), "only one probe at a time");
+        let probe = t.begin().expect("one probe is let through");
+        assert!(t.begin().is_err(), "only one probe at a time");
         probe.report(AttemptReport::Success { latency: Duration::from_millis(10), ttft: None, rate_limit: None });
         assert_eq!(health.snapshot()[0].circuit, Circuit::Closed);
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_failed_probe_opens_the_circuit_again() {
-        let health = Health::new();
+        let (health, t) = target();
         for _ in 0..3 {
-            fail(&health, ErrorKind::Timeout);
+            fail(&t, ErrorKind::Timeout);
         }
         tokio::time::advance(Duration::from_secs(5)).await;
-        fail(&health, ErrorKind::Connect);
+        fail(&t, ErrorKind::Connect);
         assert_eq!(health.snapshot()[0].circuit, Circuit::Open);
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_dropped_probe_frees_its_slot() {
-        let health = Health::new();
+        let (_, t) = target();
         for _ in 0..3 {
-            fail(&health, ErrorKind::ServerError);
+            fail(&t, ErrorKind::ServerError);
         }
         tokio::time::advance(Duration::from_secs(5)).await;
-        drop(health.begin("t", &policy()).unwrap());
-        assert!(health.begin("t", &policy()).is_ok());
+        drop(t.begin().unwrap());
+        assert!(t.begin().is_ok());
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_high_error_rate_opens_the_circuit_without_consecutive_failures() {
-        let health = Health::new();
+        let (health, t) = target();
         for _ in 0..5 {
-            succeed(&health);
-            fail(&health, ErrorKind::ServerError);
+            succeed(&t);
+            fail(&t, ErrorKind::ServerError);
         }
         // Half of the last 10 failed, never two in a row.
         assert_eq!(health.snapshot()[0].circuit, Circuit::Open);
@@ -412,26 +464,26 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn client_faults_and_rate_limits_never_open_the_circuit() {
-        let health = Health::new();
+        let (health, t) = target();
         for _ in 0..10 {
-            fail(&health, ErrorKind::InvalidRequest);
+            fail(&t, ErrorKind::InvalidRequest);
         }
         assert_eq!(health.snapshot()[0].circuit, Circuit::Closed);
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_429_cools_the_target_down_for_its_retry_after() {
-        let health = Health::new();
+        let (_, t) = target();
         let limited = UpstreamError::new(ErrorKind::RateLimited, "slow down").with_retry_after(Some(Duration::from_secs(2)));
-        health.begin("t", &policy()).unwrap().report(AttemptReport::Failure(limited));
-        assert!(matches!(health.availability("t", &policy()), Availability::Unavailable { reason: "rate_limit_cooldown", .. }));
+        t.begin().unwrap().report(AttemptReport::Failure(limited));
+        assert!(matches!(t.availability(), Availability::Unavailable { reason: "rate_limit_cooldown", .. }));
         tokio::time::advance(Duration::from_secs(2)).await;
-        assert_eq!(health.availability("t", &policy()), Availability::Ready { low_quota: false });
+        assert_eq!(t.availability(), Availability::Ready { low_quota: false });
     }
 
     #[tokio::test(start_paused = true)]
     async fn quota_headers_steer_away_before_the_limit_and_stop_at_zero() {
-        let health = Health::new();
+        let (_, t) = target();
         let hint = |remaining| RateLimitHint {
             limit_requests: Some(1000),
             remaining_requests: Some(remaining),
@@ -440,11 +492,50 @@ mod tests {
             reset_after: Some(Duration::from_secs(10)),
         };
         let report = |remaining| AttemptReport::Success { latency: Duration::from_millis(1), ttft: None, rate_limit: Some(hint(remaining)) };
-        health.begin("t", &policy()).unwrap().report(report(10));
-        assert_eq!(health.availability("t", &policy()), Availability::Ready { low_quota: true });
-        health.begin("t", &policy()).unwrap().report(report(0));
-        assert!(matches!(health.availability("t", &policy()), Availability::Unavailable { reason: "quota_exhausted", .. }));
+        t.begin().unwrap().report(report(10));
+        assert_eq!(t.availability(), Availability::Ready { low_quota: true });
+        t.begin().unwrap().report(report(0));
+        assert!(matches!(t.availability(), Availability::Unavailable { reason: "quota_exhausted", .. }));
         tokio::time::advance(Duration::from_secs(10)).await;
-        assert_eq!(health.availability("t", &policy()), Availability::Ready { low_quota: false });
+        assert_eq!(t.availability(), Availability::Ready { low_quota: false });
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reloaded_configuration_keeps_what_was_learned_and_applies_its_new_policy() {
+        let (health, before) = target();
+        for _ in 0..3 {
+            fail(&before, ErrorKind::ServerError);
+        }
+        // The reloaded configuration resolves the same label: same state, new policy.
+        let stricter = BreakerPolicy { open_for: Duration::from_secs(60), ..policy() };
+        let after = health.target("t", &stricter);
+        assert!(Arc::ptr_eq(&before, &after));
+        assert!(matches!(after.availability(), Availability::Unavailable { reason: "circuit_open", .. }));
+        tokio::time::advance(Duration::from_secs(5)).await;
+        let probe = after.begin().expect("the open period ends, the probe goes");
+        probe.report(AttemptReport::Failure(UpstreamError::new(ErrorKind::ServerError, "still down")));
+        tokio::time::advance(Duration::from_secs(30)).await;
+        assert!(
+            matches!(before.availability(), Availability::Unavailable { reason: "circuit_open", .. }),
+            "reopened for the new policy's 60 s, seen through the old configuration's handle too"
+        );
+        assert_eq!(health.snapshot().len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_probing_stream_decides_the_circuit_when_it_ends_not_at_its_first_token() {
+        let (_, t) = target();
+        for _ in 0..3 {
+            fail(&t, ErrorKind::ServerError);
+        }
+        tokio::time::advance(Duration::from_secs(5)).await;
+        let probe = t.begin().expect("the open period is over: one probe goes");
+        probe.established(Duration::from_millis(50), None);
+        assert!(
+            matches!(t.availability(), Availability::Unavailable { reason: "circuit_half_open_probing", .. }),
+            "a first token proves nothing yet: the probe is still out"
+        );
+        probe.report(AttemptReport::Failure(UpstreamError::new(ErrorKind::StreamCut, "cut after the first token")));
+        assert!(matches!(t.availability(), Availability::Unavailable { reason: "circuit_open", .. }));
     }
 }

@@ -8,5 +8,5 @@ mod health;
 mod plan;
 
 pub use failover::{backoff_delay, run, AttemptLog, AttemptResult, Options, Stop};
-pub use health::{AttemptGuard, AttemptReport, Availability, Circuit, Health, TargetHealthView};
+pub use health::{AttemptGuard, AttemptReport, Availability, Circuit, Health, TargetHealth, TargetHealthView};
 pub use plan::{plan, Plan, PlanContext, Skipped, ShareTracker};

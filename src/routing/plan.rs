@@ -7,13 +7,13 @@
 //! other target fails, the capped one still answers.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::Rng;
 use tokio::time::Instant;
 
-use super::health::{Availability, Health};
+use super::health::{Availability, TargetHealth};
 use crate::config::{ProviderConfig, RouteConfig, Strategy, Topology, TopologyDimension};
 use crate::ledger::PriceCatalog;
 
@@ -26,7 +26,8 @@ pub struct PlanContext<'a> {
     pub route: &'a RouteConfig,
     /// The provider of each of the route's targets, in target order.
     pub providers: Vec<Option<&'a ProviderConfig>>,
-    pub health: &'a Health,
+    /// The health of each of the route's targets, in target order.
+    pub health: &'a [Arc<TargetHealth>],
     pub prices: &'a PriceCatalog,
     pub shares: &'a ShareTracker,
 }
@@ -52,11 +53,8 @@ pub fn plan(ctx: &PlanContext<'_>) -> Plan {
     let mut demoted = Vec::new();
     let mut skipped = Vec::new();
     for index in proposed {
-        let target = &ctx.route.targets[index];
-        let label = target.label();
         let provider = ctx.providers.get(index).copied().flatten();
-        let policy = provider.map(|p| p.breaker).unwrap_or_default();
-        match ctx.health.availability(label, &policy) {
+        match ctx.health[index].availability() {
             Availability::Unavailable { reason, until } => skipped.push(Skipped { target: index, reason, until }),
             Availability::Ready { low_quota } => {
                 let over_cap = provider.is_some_and(|p| over_share_cap(ctx, &p.topology));
@@ -107,7 +105,7 @@ fn propose(ctx: &PlanContext<'_>) -> Vec<usize> {
             // load spreads instead of stampeding the single fastest one; the rest
             // follow fastest first. Targets never measured count as fastest, so
             // each gets measured.
-            let latency = |i: usize| ctx.health.latency_ms(targets[i].label()).unwrap_or(0.0);
+            let latency = |i: usize| ctx.health[i].latency_ms().unwrap_or(0.0);
             order.sort_by(|&a, &b| latency(a).total_cmp(&latency(b)));
             if order.len() >= 2 {
                 let mut rng = rand::rng();
