@@ -80,7 +80,8 @@ fn main() {
         eprintln!("bare_proxy: {e}");
         std::process::exit(2);
     });
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    // The gateway's own choice of scheduler, so that this stays its ceiling.
+    let runtime = switchyard::app::runtime().expect("tokio runtime");
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(listen).await.unwrap_or_else(|e| {
             eprintln!("bare_proxy: cannot listen on {listen}: {e}");
