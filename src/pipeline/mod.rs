@@ -152,7 +152,7 @@ impl Recovery {
         let attempt = |i: usize| {
             let target = &route.targets[i];
             let prefill = gateway.provider(&target.provider).is_some_and(|p| p.supports_prefill(&target.model));
-            Box::pin(gateway.attempt(if prefill { &with_prefill } else { &with_instruction }, route, &state.health[i], i))
+            Box::pin(gateway.attempt(if prefill { &with_prefill } else { &with_instruction }, &state, i))
         };
         let result = routing::run(remaining, &options, |_| Vec::new(), attempt, &mut settlement.pending).await;
         settlement.absorb();
@@ -291,7 +291,7 @@ impl Gateway {
         // (a retry, a hedge and its rival) of about 3.6 KiB each, and unboxed they made
         // every enclosing future, up to the HTTP handler's, over 50 KiB, copied whole at
         // each level on every request.
-        let attempt = |i| Box::pin(self.attempt(&inbound, &route, &state.health[i], i));
+        let attempt = |i| Box::pin(self.attempt(&inbound, &state, i));
         let result = routing::run(plan.order, &options, |t| larger_context(&route, t), attempt, &mut settlement.pending).await;
         let attempts = settlement.pending.len() as u32;
         let (index, established) = match result {
@@ -353,7 +353,8 @@ impl Gateway {
 
     /// One attempt on one target. A stream counts as established only once its first
     /// content arrives: until then, any fault can still fail over invisibly.
-    async fn attempt(&self, inbound: &Inbound, route: &RouteConfig, health: &Arc<TargetHealth>, index: usize) -> Result<Established, UpstreamError> {
+    async fn attempt(&self, inbound: &Inbound, state: &RouteState, index: usize) -> Result<Established, UpstreamError> {
+        let (route, health) = (&state.config, &state.health[index]);
         let target = &route.targets[index];
         let label = target.label();
         let (_, provider) = self

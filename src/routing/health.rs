@@ -252,12 +252,6 @@ pub struct AttemptGuard {
     reported: bool,
 }
 
-impl std::fmt::Debug for AttemptGuard {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AttemptGuard").field("target", &self.target.label).finish_non_exhaustive()
-    }
-}
-
 impl AttemptGuard {
     pub fn report(mut self, report: AttemptReport) {
         self.reported = true;
@@ -305,11 +299,6 @@ impl Health {
 }
 
 impl TargetHealth {
-    /// The target's label (`provider/model`).
-    pub fn label(&self) -> &str {
-        &self.label
-    }
-
     /// Whether the target can take an attempt now (without claiming it).
     pub fn availability(&self) -> Availability {
         let mut state = lock(&self.state);
