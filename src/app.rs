@@ -408,7 +408,7 @@ async fn admin_health(State(state): State<Arc<AppState>>, headers: HeaderMap) ->
         .routes
         .values()
         .map(|route| {
-            let by = |d| state.shared.shares.shares(&route.name, d, route.share_window);
+            let by = |d| state.shared.shares.shares(&route.name, d);
             (route.name.clone(), json!({"cloud": by(TopologyDimension::Cloud), "operator": by(TopologyDimension::Operator)}))
         })
         .collect();

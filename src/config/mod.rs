@@ -238,6 +238,13 @@ pub enum TopologyDimension {
 
 impl TopologyDimension {
     pub const NAMES: [&'static str; 5] = ["vendor", "operator", "cloud", "region", "accelerator"];
+    pub const ALL: [TopologyDimension; 5] = [
+        TopologyDimension::Vendor,
+        TopologyDimension::Operator,
+        TopologyDimension::Cloud,
+        TopologyDimension::Region,
+        TopologyDimension::Accelerator,
+    ];
 
     pub fn parse(name: &str) -> Option<Self> {
         Some(match name {

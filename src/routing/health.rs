@@ -14,13 +14,14 @@
 //! target in cooldown for its `retry-after`, and quota headers that say the limit is
 //! (nearly) used up steer traffic elsewhere before the 429 comes.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use serde::Serialize;
 use tokio::time::Instant;
 
+use super::window::SlidingWindow;
 use crate::config::BreakerPolicy;
 use crate::providers::{ErrorKind, Fault, RateLimitHint, UpstreamError};
 
@@ -82,8 +83,8 @@ struct TargetState {
     open_until: Instant,
     probes_in_flight: u32,
     consecutive_failures: u32,
-    /// Recent outcomes (time, success) within the policy's window.
-    window: VecDeque<(Instant, bool)>,
+    /// Recent outcomes, within the policy's window.
+    window: SlidingWindow<Outcomes>,
     cooldown_until: Option<Instant>,
     quota: Option<(RateLimitHint, Instant)>,
     latency_ms: Option<f64>,
@@ -92,15 +93,36 @@ struct TargetState {
     published: Option<Circuit>,
 }
 
+/// Successes and failures counted against a target.
+#[derive(Debug, Default, Clone, Copy)]
+struct Outcomes {
+    succeeded: u32,
+    failed: u32,
+}
+
+impl Outcomes {
+    fn total(self) -> u32 {
+        self.succeeded + self.failed
+    }
+
+    fn error_rate(self) -> f64 {
+        if self.total() == 0 {
+            0.0
+        } else {
+            f64::from(self.failed) / f64::from(self.total())
+        }
+    }
+}
+
 impl TargetState {
     fn new(policy: BreakerPolicy) -> Self {
         TargetState {
+            window: SlidingWindow::new(policy.window, Instant::now()),
             policy,
             circuit: Circuit::Closed,
             open_until: Instant::now(),
             probes_in_flight: 0,
             consecutive_failures: 0,
-            window: VecDeque::new(),
             cooldown_until: None,
             quota: None,
             latency_ms: None,
@@ -161,7 +183,7 @@ impl TargetState {
             AttemptReport::Failure(error) if counts_against_target(error) => {
                 self.consecutive_failures += 1;
                 self.push_outcome(now, false);
-                if was_probe || self.should_open() {
+                if was_probe || self.should_open(now) {
                     self.open_until = now + self.policy.open_for;
                     self.set_circuit(Circuit::Open);
                 }
@@ -189,23 +211,37 @@ impl TargetState {
         });
     }
 
-    fn should_open(&self) -> bool {
+    fn should_open(&self, now: Instant) -> bool {
         if self.consecutive_failures >= self.policy.consecutive_failures {
             return true;
         }
-        let seen = self.window.len() as u32;
-        if seen < self.policy.min_requests {
+        let recent = self.recent(now);
+        if recent.total() < self.policy.min_requests {
             return false;
         }
-        let failures = self.window.iter().filter(|(_, ok)| !ok).count() as f64;
-        failures / seen as f64 >= self.policy.error_rate
+        recent.error_rate() >= self.policy.error_rate
     }
 
     fn push_outcome(&mut self, now: Instant, ok: bool) {
-        self.window.push_back((now, ok));
-        while self.window.front().is_some_and(|(at, _)| now.duration_since(*at) > self.policy.window) {
-            self.window.pop_front();
+        let bucket = self.window.current(now);
+        if ok {
+            bucket.succeeded += 1;
+        } else {
+            bucket.failed += 1;
         }
+    }
+
+    /// The outcomes within the window at `now`.
+    fn recent(&self, now: Instant) -> Outcomes {
+        self.window.recent(now).fold(Outcomes::default(), |sum, b| Outcomes { succeeded: sum.succeeded + b.succeeded, failed: sum.failed + b.failed })
+    }
+
+    /// Takes a (reloaded) policy; a new window length starts the window afresh.
+    fn set_policy(&mut self, policy: BreakerPolicy) {
+        if policy.window != self.window.window() {
+            self.window = SlidingWindow::new(policy.window, Instant::now());
+        }
+        self.policy = policy;
     }
 
     fn set_circuit(&mut self, circuit: Circuit) {
@@ -285,7 +321,7 @@ impl Health {
         let target = targets
             .entry(label.to_owned())
             .or_insert_with(|| Arc::new(TargetHealth { label: label.to_owned(), state: Mutex::new(TargetState::new(*policy)) }));
-        lock(&target.state).policy = *policy;
+        lock(&target.state).set_policy(*policy);
         target.clone()
     }
 
@@ -337,13 +373,13 @@ impl TargetHealth {
 
     fn view(&self, now: Instant) -> TargetHealthView {
         let s = lock(&self.state);
-        let failures = s.window.iter().filter(|(_, ok)| !ok).count();
+        let recent = s.recent(now);
         TargetHealthView {
             target: self.label.clone(),
             circuit: s.circuit,
             consecutive_failures: s.consecutive_failures,
-            recent_requests: s.window.len(),
-            recent_error_rate: if s.window.is_empty() { 0.0 } else { failures as f64 / s.window.len() as f64 },
+            recent_requests: recent.total() as usize,
+            recent_error_rate: recent.error_rate(),
             open_for_secs: (s.circuit == Circuit::Open).then(|| s.open_until.saturating_duration_since(now).as_secs_f64()),
             cooldown_secs: s.cooldown_until.filter(|u| *u > now).map(|u| (u - now).as_secs_f64()),
             latency_ewma_ms: s.latency_ms,
@@ -449,6 +485,25 @@ mod tests {
         }
         // Half of the last 10 failed, never two in a row.
         assert_eq!(health.snapshot()[0].circuit, Circuit::Open);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failures_older_than_the_window_no_longer_count_toward_the_error_rate() {
+        let (health, t) = target();
+        for _ in 0..4 {
+            succeed(&t);
+            fail(&t, ErrorKind::ServerError);
+        }
+        let view = &health.snapshot()[0];
+        assert_eq!((view.recent_requests, view.recent_error_rate), (8, 0.5));
+        // The 30 s window, plus the width of one of its buckets.
+        tokio::time::advance(Duration::from_millis(31_500)).await;
+        assert_eq!(health.snapshot()[0].recent_requests, 0);
+        succeed(&t);
+        fail(&t, ErrorKind::ServerError);
+        // Ten outcomes in 30 s would open the circuit; these are two.
+        assert_eq!(health.snapshot()[0].circuit, Circuit::Closed);
+        assert_eq!(health.snapshot()[0].recent_error_rate, 0.5);
     }
 
     #[tokio::test(start_paused = true)]

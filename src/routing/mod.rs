@@ -6,6 +6,7 @@
 mod failover;
 mod health;
 mod plan;
+mod window;
 
 pub use failover::{backoff_delay, run, AttemptLog, AttemptResult, Options, Stop};
 pub use health::{AttemptGuard, AttemptReport, Availability, Circuit, Health, TargetHealth, TargetHealthView};

@@ -6,7 +6,7 @@
 //! share cap are moved behind the others. A cap never makes the route fail: when every
 //! other target fails, the capped one still answers.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,6 +14,7 @@ use rand::Rng;
 use tokio::time::Instant;
 
 use super::health::{Availability, TargetHealth};
+use super::window::SlidingWindow;
 use crate::config::{ProviderConfig, RouteConfig, Strategy, Topology, TopologyDimension};
 use crate::ledger::PriceCatalog;
 
@@ -136,14 +137,40 @@ fn propose(ctx: &PlanContext<'_>) -> Vec<usize> {
 
 fn over_share_cap(ctx: &PlanContext<'_>, topology: &Topology) -> bool {
     ctx.route.max_share.iter().any(|(dimension, cap)| {
-        topology.get(*dimension).is_some_and(|value| ctx.shares.would_exceed(&ctx.route.name, *dimension, value, *cap, ctx.route.share_window))
+        topology.get(*dimension).is_some_and(|value| ctx.shares.would_exceed(&ctx.route.name, *dimension, value, *cap))
     })
 }
 
-/// Recent answered requests per route, by the topology of the target that answered.
+/// Recent answered requests per route, counted by the topology of the target that
+/// answered, in a [`SlidingWindow`] per route: what a share cap reads costs the same at
+/// ten requests a second or ten thousand.
 #[derive(Debug, Default)]
 pub struct ShareTracker {
-    routes: Mutex<HashMap<String, VecDeque<(Instant, Topology)>>>,
+    routes: Mutex<HashMap<String, SlidingWindow<ShareCounts>>>,
+}
+
+/// Answers in one bucket of the window: all of them, and by topology value.
+#[derive(Debug, Default)]
+struct ShareCounts {
+    total: u32,
+    by_value: Vec<(TopologyDimension, String, u32)>,
+}
+
+impl ShareCounts {
+    fn add(&mut self, topology: &Topology) {
+        self.total += 1;
+        for dimension in TopologyDimension::ALL {
+            let Some(value) = topology.get(dimension) else { continue };
+            match self.by_value.iter_mut().find(|(d, v, _)| *d == dimension && v == value) {
+                Some((_, _, count)) => *count += 1,
+                None => self.by_value.push((dimension, value.to_owned(), 1)),
+            }
+        }
+    }
+
+    fn count(&self, dimension: TopologyDimension, value: &str) -> u32 {
+        self.by_value.iter().find(|(d, v, _)| *d == dimension && v == value).map_or(0, |(_, _, count)| *count)
+    }
 }
 
 impl ShareTracker {
@@ -151,42 +178,84 @@ impl ShareTracker {
     pub fn record(&self, route: &str, topology: &Topology, window: Duration) {
         let now = Instant::now();
         let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
-        let recent = routes.entry(route.to_owned()).or_default();
-        recent.push_back((now, topology.clone()));
-        while recent.front().is_some_and(|(at, _)| now.duration_since(*at) > window) {
-            recent.pop_front();
+        let recent = match routes.get_mut(route) {
+            Some(recent) => recent,
+            None => routes.entry(route.to_owned()).or_insert_with(|| SlidingWindow::new(window, now)),
+        };
+        if recent.window() != window {
+            // A reload changed the route's window: count afresh.
+            *recent = SlidingWindow::new(window, now);
         }
+        recent.current(now).add(topology);
     }
 
     /// Whether one more request answered by `value` would push its share above `cap`.
-    pub fn would_exceed(&self, route: &str, dimension: TopologyDimension, value: &str, cap: f64, window: Duration) -> bool {
+    pub fn would_exceed(&self, route: &str, dimension: TopologyDimension, value: &str, cap: f64) -> bool {
         let now = Instant::now();
         let routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
         let Some(recent) = routes.get(route) else { return false };
-        let in_window = recent.iter().filter(|(at, _)| now.duration_since(*at) <= window);
         let (mut total, mut matching) = (0usize, 0usize);
-        for (_, topology) in in_window {
-            total += 1;
-            if topology.get(dimension) == Some(value) {
-                matching += 1;
-            }
+        for counts in recent.recent(now) {
+            total += counts.total as usize;
+            matching += counts.count(dimension, value) as usize;
         }
         total >= MIN_SHARE_SAMPLES && (matching + 1) as f64 / (total + 1) as f64 > cap
     }
 
     /// Shares of each value of `dimension` on `route` in the window, for reports.
-    pub fn shares(&self, route: &str, dimension: TopologyDimension, window: Duration) -> Vec<(String, f64)> {
+    pub fn shares(&self, route: &str, dimension: TopologyDimension) -> Vec<(String, f64)> {
         let now = Instant::now();
         let routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
         let Some(recent) = routes.get(route) else { return Vec::new() };
-        let mut counts: HashMap<String, usize> = HashMap::new();
+        let mut counts: HashMap<&str, u32> = HashMap::new();
         let mut total = 0;
-        for (_, topology) in recent.iter().filter(|(at, _)| now.duration_since(*at) <= window) {
-            total += 1;
-            *counts.entry(topology.get(dimension).unwrap_or("(unknown)").to_owned()).or_default() += 1;
+        for bucket in recent.recent(now) {
+            total += bucket.total;
+            // Answers from targets without this dimension are counted under "(unknown)".
+            let mut known = 0;
+            for (_, value, count) in bucket.by_value.iter().filter(|(d, _, _)| *d == dimension) {
+                *counts.entry(value).or_default() += count;
+                known += count;
+            }
+            if known < bucket.total {
+                *counts.entry("(unknown)").or_default() += bucket.total - known;
+            }
         }
-        let mut shares: Vec<_> = counts.into_iter().map(|(v, n)| (v, n as f64 / total as f64)).collect();
+        let mut shares: Vec<_> = counts.into_iter().map(|(v, n)| (v.to_owned(), f64::from(n) / f64::from(total))).collect();
         shares.sort_by(|a, b| a.0.cmp(&b.0));
         shares
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topology(cloud: &str) -> Topology {
+        Topology { cloud: Some(cloud.to_owned()), ..Topology::default() }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shares_count_the_answers_of_the_window_by_value_and_forget_older_ones() {
+        let tracker = ShareTracker::default();
+        let window = Duration::from_secs(60);
+        for _ in 0..3 {
+            tracker.record("r", &topology("aws"), window);
+        }
+        tracker.record("r", &Topology::default(), window);
+        tokio::time::advance(Duration::from_secs(30)).await;
+        for _ in 0..8 {
+            tracker.record("r", &topology("gcp"), window);
+        }
+        let shares = tracker.shares("r", TopologyDimension::Cloud);
+        assert_eq!(shares, [("(unknown)".to_owned(), 1.0 / 12.0), ("aws".to_owned(), 3.0 / 12.0), ("gcp".to_owned(), 8.0 / 12.0)]);
+        // 8 of 12 answered by gcp: one more is 9 of 13, above a 0.6 cap and below 0.7.
+        assert!(tracker.would_exceed("r", TopologyDimension::Cloud, "gcp", 0.6));
+        assert!(!tracker.would_exceed("r", TopologyDimension::Cloud, "gcp", 0.7));
+        // The first four answers leave the window; the eight gcp ones are below the
+        // ten answers a cap needs.
+        tokio::time::advance(Duration::from_secs(33)).await;
+        assert_eq!(tracker.shares("r", TopologyDimension::Cloud), [("gcp".to_owned(), 1.0)]);
+        assert!(!tracker.would_exceed("r", TopologyDimension::Cloud, "gcp", 0.6));
     }
 }
