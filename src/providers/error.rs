@@ -4,7 +4,6 @@
 use std::fmt;
 use std::time::Duration;
 
-use http::HeaderName;
 
 /// What went wrong with an attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -188,60 +187,84 @@ impl RateLimitHint {
 
     /// Reads OpenAI-style (`x-ratelimit-*`, also Azure, Groq and others) or Anthropic
     /// (`anthropic-ratelimit-*`) headers. `None` when the upstream sends neither.
+    ///
+    /// One pass over the answer's headers, usually a handful: looking up each of the
+    /// twelve names instead hashed every name, and most answers of most upstreams carry
+    /// none of them.
     pub fn from_headers(headers: &http::HeaderMap) -> Option<RateLimitHint> {
-        Self::read(headers, &OPENAI_RATE_LIMIT_HEADERS, parse_go_duration)
-            .or_else(|| Self::read(headers, &ANTHROPIC_RATE_LIMIT_HEADERS, reset_at_rfc3339))
+        let (mut openai, mut anthropic) = (QuotaHeaders::default(), QuotaHeaders::default());
+        for (name, value) in headers {
+            let name = name.as_str();
+            let slot = if let Some(figure) = name.strip_prefix("x-ratelimit-") {
+                openai.slot(figure, Vendor::OpenAi)
+            } else if let Some(figure) = name.strip_prefix("anthropic-ratelimit-") {
+                anthropic.slot(figure, Vendor::Anthropic)
+            } else {
+                None
+            };
+            // The first of repeated headers counts, as with `HeaderMap::get`.
+            if let Some(slot @ None) = slot {
+                *slot = Some(value.to_str().ok());
+            }
+        }
+        openai.hint(parse_go_duration).or_else(|| anthropic.hint(reset_at_rfc3339))
+    }
+}
+
+/// Whose naming a rate-limit header follows.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Vendor {
+    /// `x-ratelimit-limit-requests`, …: OpenAI's, also sent by Azure OpenAI, Groq,
+    /// OpenRouter and others (see the reference notes).
+    OpenAi,
+    /// `anthropic-ratelimit-requests-limit`, …, with RFC 3339 instants for resets.
+    Anthropic,
+}
+
+/// One vendor's rate-limit headers as found: `Some(None)` for a header whose value is
+/// not text.
+#[derive(Default)]
+struct QuotaHeaders<'a> {
+    limit_requests: Option<Option<&'a str>>,
+    remaining_requests: Option<Option<&'a str>>,
+    limit_tokens: Option<Option<&'a str>>,
+    remaining_tokens: Option<Option<&'a str>>,
+    reset_requests: Option<Option<&'a str>>,
+    reset_tokens: Option<Option<&'a str>>,
+}
+
+impl<'a> QuotaHeaders<'a> {
+    /// Where the header named `figure` (after the vendor's prefix) goes.
+    fn slot(&mut self, figure: &str, vendor: Vendor) -> Option<&mut Option<Option<&'a str>>> {
+        use Vendor::{Anthropic, OpenAi};
+        Some(match (vendor, figure) {
+            (OpenAi, "limit-requests") | (Anthropic, "requests-limit") => &mut self.limit_requests,
+            (OpenAi, "remaining-requests") | (Anthropic, "requests-remaining") => &mut self.remaining_requests,
+            (OpenAi, "limit-tokens") | (Anthropic, "tokens-limit") => &mut self.limit_tokens,
+            (OpenAi, "remaining-tokens") | (Anthropic, "tokens-remaining") => &mut self.remaining_tokens,
+            (OpenAi, "reset-requests") | (Anthropic, "requests-reset") => &mut self.reset_requests,
+            (OpenAi, "reset-tokens") | (Anthropic, "tokens-reset") => &mut self.reset_tokens,
+            _ => return None,
+        })
     }
 
-    /// One vendor's headers, or `None` when neither "remaining" header is there (most
-    /// answers of most upstreams: then only those two are looked up).
-    fn read(headers: &http::HeaderMap, names: &RateLimitHeaders, reset: impl Fn(&str) -> Option<Duration>) -> Option<RateLimitHint> {
-        let text = |name: &HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
-        let number = |name: &HeaderName| text(name).and_then(|v| v.trim().parse::<u64>().ok());
-        let remaining_requests = number(&names.remaining_requests);
-        let remaining_tokens = number(&names.remaining_tokens);
+    /// The hint, or `None` when neither "remaining" header was there.
+    fn hint(self, reset: impl Fn(&str) -> Option<Duration>) -> Option<RateLimitHint> {
+        let number = |text: Option<Option<&str>>| text.flatten().and_then(|v| v.trim().parse::<u64>().ok());
+        let remaining_requests = number(self.remaining_requests);
+        let remaining_tokens = number(self.remaining_tokens);
         if remaining_requests.is_none() && remaining_tokens.is_none() {
             return None;
         }
         Some(RateLimitHint {
-            limit_requests: number(&names.limit_requests),
+            limit_requests: number(self.limit_requests),
             remaining_requests,
-            limit_tokens: number(&names.limit_tokens),
+            limit_tokens: number(self.limit_tokens),
             remaining_tokens,
-            reset_after: [&names.reset_requests, &names.reset_tokens].into_iter().filter_map(text).filter_map(&reset).max(),
+            reset_after: [self.reset_requests, self.reset_tokens].into_iter().flatten().flatten().filter_map(reset).max(),
         })
     }
 }
-
-/// The names of one vendor's rate-limit headers, made once.
-struct RateLimitHeaders {
-    limit_requests: HeaderName,
-    remaining_requests: HeaderName,
-    limit_tokens: HeaderName,
-    remaining_tokens: HeaderName,
-    reset_requests: HeaderName,
-    reset_tokens: HeaderName,
-}
-
-/// OpenAI's, also sent by Azure OpenAI, Groq, OpenRouter and others (see the reference notes).
-const OPENAI_RATE_LIMIT_HEADERS: RateLimitHeaders = RateLimitHeaders {
-    limit_requests: HeaderName::from_static("x-ratelimit-limit-requests"),
-    remaining_requests: HeaderName::from_static("x-ratelimit-remaining-requests"),
-    limit_tokens: HeaderName::from_static("x-ratelimit-limit-tokens"),
-    remaining_tokens: HeaderName::from_static("x-ratelimit-remaining-tokens"),
-    reset_requests: HeaderName::from_static("x-ratelimit-reset-requests"),
-    reset_tokens: HeaderName::from_static("x-ratelimit-reset-tokens"),
-};
-
-/// Anthropic's (its resets are RFC 3339 instants).
-const ANTHROPIC_RATE_LIMIT_HEADERS: RateLimitHeaders = RateLimitHeaders {
-    limit_requests: HeaderName::from_static("anthropic-ratelimit-requests-limit"),
-    remaining_requests: HeaderName::from_static("anthropic-ratelimit-requests-remaining"),
-    limit_tokens: HeaderName::from_static("anthropic-ratelimit-tokens-limit"),
-    remaining_tokens: HeaderName::from_static("anthropic-ratelimit-tokens-remaining"),
-    reset_requests: HeaderName::from_static("anthropic-ratelimit-requests-reset"),
-    reset_tokens: HeaderName::from_static("anthropic-ratelimit-tokens-reset"),
-};
 
 /// Anthropic's resets are instants (RFC 3339): the time left until then.
 fn reset_at_rfc3339(text: &str) -> Option<Duration> {
@@ -333,6 +356,37 @@ mod tests {
         headers.insert("anthropic-ratelimit-requests-remaining", "0".parse().unwrap());
         assert!(RateLimitHint::from_headers(&headers).unwrap().exhausted());
         assert_eq!(RateLimitHint::from_headers(&http::HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn every_rate_limit_figure_is_read_among_other_headers_and_the_first_of_repeats_counts() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert("content-type", "application/json".parse().unwrap());
+        headers.insert("x-ratelimit-limit-tokens", "30000".parse().unwrap());
+        headers.insert("x-ratelimit-remaining-tokens", "29000".parse().unwrap());
+        headers.append("x-ratelimit-remaining-requests", "9".parse().unwrap());
+        headers.append("x-ratelimit-remaining-requests", "0".parse().unwrap());
+        headers.insert("x-ratelimit-limit-requests", "10".parse().unwrap());
+        headers.insert("x-ratelimit-reset-requests", "6m0s".parse().unwrap());
+        headers.insert("x-ratelimit-reset-tokens", "20ms".parse().unwrap());
+        headers.insert("x-ratelimit-reset-everything", "1h".parse().unwrap());
+        let expected = RateLimitHint {
+            limit_requests: Some(10),
+            remaining_requests: Some(9),
+            limit_tokens: Some(30_000),
+            remaining_tokens: Some(29_000),
+            reset_after: Some(Duration::from_secs(360)),
+        };
+        assert_eq!(RateLimitHint::from_headers(&headers), Some(expected));
+
+        let mut headers = http::HeaderMap::new();
+        headers.insert("anthropic-ratelimit-tokens-limit", "80000".parse().unwrap());
+        headers.insert("anthropic-ratelimit-tokens-remaining", "100".parse().unwrap());
+        let reset = (chrono::Utc::now() + chrono::Duration::seconds(30)).to_rfc3339();
+        headers.insert("anthropic-ratelimit-tokens-reset", reset.parse().unwrap());
+        let hint = RateLimitHint::from_headers(&headers).unwrap();
+        assert_eq!((hint.limit_tokens, hint.remaining_tokens, hint.remaining_requests), (Some(80_000), Some(100), None));
+        assert!(hint.reset_after.is_some_and(|r| r > Duration::from_secs(25) && r <= Duration::from_secs(30)), "{hint:?}");
     }
 
     #[test]
