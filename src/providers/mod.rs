@@ -13,6 +13,7 @@ pub mod gemini;
 mod openai;
 mod openai_compatible;
 mod sim;
+mod pool;
 mod transport;
 mod upstream;
 mod vertex;

@@ -1,10 +1,11 @@
 //! The HTTP client every adapter sends its upstream requests with.
 //!
-//! hyper-util's pooled client over rustls (Mozilla's roots, ALPN for HTTP/2), used
-//! directly: the gateway needs no redirect following (an API upstream that redirects is
-//! misconfigured, and following would resend the body and key elsewhere), no client-side
-//! retries (retries are the route's, counted and billed as attempts) and no URL parsing
-//! per request, which are what a general-purpose client adds on every call.
+//! hyper's client connections over rustls (Mozilla's roots, ALPN for HTTP/2), kept open
+//! in a pool of the gateway's own ([`super::pool`]): the gateway needs no redirect
+//! following (an API upstream that redirects is misconfigured, and following would
+//! resend the body and key elsewhere), no client-side retries (retries are the route's,
+//! counted and billed as attempts) and no URL parsing per request, which are what a
+//! general-purpose client adds on every call.
 //!
 //! Egress proxies come from the environment, as curl reads them: `HTTPS_PROXY`,
 //! `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY` (or their lower-case forms). HTTPS upstreams
@@ -19,8 +20,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::{Stream, TryStreamExt};
-use http::header::{CONTENT_TYPE, PROXY_AUTHORIZATION};
+use futures_util::Stream;
+use http::header::{CONTENT_TYPE, HOST, PROXY_AUTHORIZATION};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyDataStream, BodyExt, Full};
 use hyper::body::Incoming;
@@ -28,22 +29,22 @@ use hyper::rt::{Read, ReadBufCursor, Write};
 use hyper_rustls::{HttpsConnector, MaybeHttpsStream};
 use hyper_util::client::legacy::connect::proxy::Tunnel;
 use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
-use hyper_util::client::legacy::Client;
 use hyper_util::client::proxy::matcher::Matcher;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tower::Service;
 
+use super::pool::{self, Key, Lease, Pool};
 use super::{ErrorKind, UpstreamError};
 
-/// How long an idle pooled connection is kept.
-const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
-/// Idle connections kept per upstream host: enough for the concurrency of a busy route.
-const POOL_MAX_IDLE_PER_HOST: usize = 256;
+/// How many times a request is handed to another kept connection because the one it
+/// was given had closed before taking it; then a new connection is opened.
+const STALE_CONNECTIONS_TRIED: u32 = 2;
 
 /// A pooled HTTP/1.1 and HTTP/2 client for one provider. Clones share the pool.
 #[derive(Clone)]
 pub struct HttpClient {
-    client: Client<Connector, Full<Bytes>>,
+    connector: Connector,
+    pool: Arc<Pool>,
     proxies: Option<Arc<Matcher>>,
 }
 
@@ -70,25 +71,50 @@ impl HttpClient {
         http.set_connect_timeout(Some(connect_timeout));
         let proxies = proxies.map(Arc::new);
         let connector = Connector::new(http, proxies.clone(), connect_timeout);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST)
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .build(connector);
-        HttpClient { client, proxies }
+        HttpClient { connector, pool: Arc::default(), proxies }
     }
 
-    /// Sends a request and returns once the answer's head has arrived; the body is read
-    /// from the [`HttpResponse`]. The caller bounds the whole exchange with its own timer.
+    /// Sends a request (to an absolute URL) and returns once the answer's head has
+    /// arrived; the body is read from the [`HttpResponse`]. The caller bounds the whole
+    /// exchange with its own timer.
     pub async fn send(&self, mut request: Request<Full<Bytes>>) -> Result<HttpResponse, UpstreamError> {
-        if let Some(auth) = self.proxy_authorization(request.uri()) {
+        let uri = request.uri().clone();
+        let key = Key::of(&uri).ok_or_else(|| UpstreamError::new(ErrorKind::InvalidRequest, format!("not an absolute URL: {uri}")))?;
+        if let Some(auth) = self.proxy_authorization(&uri) {
             request.headers_mut().insert(PROXY_AUTHORIZATION, auth);
         }
-        match self.client.request(request).await {
-            Ok(response) => Ok(HttpResponse(response)),
-            Err(error) => Err(request_failed(&error)),
+        let mut stale = 0;
+        loop {
+            let kept = if stale < STALE_CONNECTIONS_TRIED { self.pool.checkout(&key).await } else { None };
+            let mut connection = match kept {
+                Some(connection) => connection,
+                // Boxed: the connect future is large and rarely needed, and inline it
+                // would grow every request's future (which is moved as a whole).
+                None => Box::pin(self.connect(&uri)).await?,
+            };
+            address(&mut request, &uri, &connection);
+            match connection.send(request).await {
+                Ok(response) => return Ok(HttpResponse { response, lease: Lease::new(self.pool.clone(), key, connection) }),
+                Err(mut failed) => match failed.take_message() {
+                    // Never written: the kept connection had closed. Another one takes it.
+                    Some(unsent) if connection.reused => {
+                        request = unsent;
+                        *request.uri_mut() = uri.clone();
+                        stale += 1;
+                    }
+                    _ => return Err(request_failed(&failed.into_error(), false)),
+                },
+            }
         }
+    }
+
+    /// Opens a connection to the URL's host (or its proxy) and starts HTTP on it.
+    async fn connect(&self, uri: &Uri) -> Result<pool::Connection, UpstreamError> {
+        let io = self.connector.clone().call(uri.clone()).await.map_err(|error| request_failed(&*error, true))?;
+        let connected = io.connected();
+        pool::Connection::start(io, connected.is_negotiated_h2(), connected.is_proxied())
+            .await
+            .map_err(|error| request_failed(&error, true))
     }
 
     /// Credentials for a plain-HTTP request sent through a proxy (tunnelled HTTPS
@@ -128,40 +154,95 @@ pub fn parse_uri(url: &str, provider: &str) -> Result<Uri, UpstreamError> {
 /// scheme's default (what a signature over `host` must cover).
 pub fn host_header(uri: &Uri) -> String {
     let host = uri.host().unwrap_or_default();
-    let default_port = match uri.scheme_str() {
-        Some("https") => 443,
-        _ => 80,
-    };
     match uri.port_u16() {
-        Some(port) if port != default_port => format!("{host}:{port}"),
+        Some(port) if port != default_port(uri) => format!("{host}:{port}"),
         _ => host.to_owned(),
     }
 }
 
-/// An upstream's answer, its body not yet read.
-#[derive(Debug)]
-pub struct HttpResponse(Response<Incoming>);
+fn default_port(uri: &Uri) -> u16 {
+    match uri.scheme_str() {
+        Some("https") => 443,
+        _ => 80,
+    }
+}
+
+/// The request line and `Host` a connection needs: HTTP/1.1 names the path alone
+/// (the full URL when the connection goes to a proxy) and the host in a header; HTTP/2
+/// takes the full URL and needs no header.
+fn address(request: &mut Request<Full<Bytes>>, uri: &Uri, connection: &pool::Connection) {
+    if !connection.is_http1() {
+        return;
+    }
+    if !request.headers().contains_key(HOST) {
+        if let Some(host) = host_value(uri) {
+            request.headers_mut().insert(HOST, host);
+        }
+    }
+    if !connection.proxied {
+        let mut origin_form = http::uri::Parts::default();
+        origin_form.path_and_query = Some(uri.path_and_query().cloned().unwrap_or_else(|| http::uri::PathAndQuery::from_static("/")));
+        if let Ok(origin_form) = Uri::from_parts(origin_form) {
+            *request.uri_mut() = origin_form;
+        }
+    }
+}
+
+/// [`host_header`] as a header value, straight from the URL's authority when that is
+/// already the header (most upstream URLs: no credentials, no default port spelt out).
+fn host_value(uri: &Uri) -> Option<HeaderValue> {
+    let authority = uri.authority()?.as_str();
+    if !authority.contains('@') && uri.port_u16() != Some(default_port(uri)) {
+        return HeaderValue::from_str(authority).ok();
+    }
+    HeaderValue::from_str(&host_header(uri)).ok()
+}
+
+/// An upstream's answer, its body not yet read. Its connection goes back to the pool
+/// once the body has been read to the end.
+pub struct HttpResponse {
+    response: Response<Incoming>,
+    lease: Lease,
+}
+
+impl std::fmt::Debug for HttpResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpResponse").field("status", &self.response.status()).finish_non_exhaustive()
+    }
+}
 
 impl HttpResponse {
     pub fn status(&self) -> StatusCode {
-        self.0.status()
+        self.response.status()
     }
 
     pub fn headers(&self) -> &HeaderMap {
-        self.0.headers()
+        self.response.headers()
     }
 
     /// Reads the whole body.
     pub async fn bytes(self) -> Result<Bytes, UpstreamError> {
-        match self.0.into_body().collect().await {
-            Ok(collected) => Ok(collected.to_bytes()),
+        let HttpResponse { response, mut lease } = self;
+        match response.into_body().collect().await {
+            Ok(collected) => {
+                lease.release();
+                Ok(collected.to_bytes())
+            }
             Err(error) => Err(body_failed(&error)),
         }
     }
 
     /// The body's bytes as they arrive.
     pub fn into_stream(self) -> impl Stream<Item = Result<Bytes, UpstreamError>> + Send + 'static {
-        BodyDataStream::new(self.0.into_body()).map_err(|error| body_failed(&error))
+        let HttpResponse { response, mut lease } = self;
+        let mut data = BodyDataStream::new(response.into_body());
+        futures_util::stream::poll_fn(move |cx| {
+            let item = std::task::ready!(Pin::new(&mut data).poll_next(cx));
+            if item.is_none() {
+                lease.release();
+            }
+            Poll::Ready(item.map(|chunk| chunk.map_err(|error| body_failed(&error))))
+        })
     }
 }
 
@@ -184,12 +265,12 @@ fn tls_config() -> &'static rustls::ClientConfig {
     })
 }
 
-/// A request that got no answer: classified for failover, with its root cause (a
-/// refused connection, a certificate the roots do not vouch for, …), which names at
-/// most the upstream's address, never a header.
-fn request_failed(error: &hyper_util::client::legacy::Error) -> UpstreamError {
+/// A request that got no answer, `connecting` or on a connection made: classified for
+/// failover, with its root cause (a refused connection, a certificate the roots do not
+/// vouch for, …), which names at most the upstream's address, never a header.
+fn request_failed(error: &(dyn std::error::Error + 'static), connecting: bool) -> UpstreamError {
     let kind = if timed_out(error) { ErrorKind::Timeout } else { ErrorKind::Connect };
-    let detail = match (error.is_connect(), kind) {
+    let detail = match (connecting, kind) {
         (true, _) => "could not connect",
         (false, ErrorKind::Timeout) => "timed out",
         _ => "the connection failed",
@@ -480,8 +561,110 @@ mod tests {
         silent.abort();
     }
 
+    /// An upstream that answers every request on a connection with `{}` (keep-alive),
+    /// or only the first when `one_per_connection` (then it closes the connection without
+    /// saying so, as a server does with an idle connection it times out). Returns its
+    /// address and the number of connections it has accepted.
+    async fn counting_server(one_per_connection: bool) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = accepted.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    let mut pending = Vec::new();
+                    loop {
+                        let n = socket.read(&mut buf).await.unwrap_or(0);
+                        if n == 0 {
+                            return;
+                        }
+                        pending.extend_from_slice(&buf[..n]);
+                        // Requests here carry a 2-byte body after their head.
+                        while let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                            if pending.len() < end + 4 + 2 {
+                                break;
+                            }
+                            pending.drain(..end + 4 + 2);
+                            socket.write_all(OK).await.unwrap();
+                            if one_per_connection {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        (address, accepted)
+    }
+
+    async fn post(client: &HttpClient, address: &str) -> HttpResponse {
+        let uri: Uri = format!("http://{address}/v1/chat/completions").parse().unwrap();
+        client.send(post_json(uri, HeaderMap::new(), b"{}".to_vec())).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn requests_one_after_another_share_one_kept_connection() {
+        let (upstream, accepted) = counting_server(false).await;
+        let client = HttpClient::with_proxies(Duration::from_secs(2), None);
+        for _ in 0..5 {
+            assert_eq!(&post(&client, &upstream).await.bytes().await.unwrap()[..], b"{}");
+        }
+        // A stream read to its end gives the connection back too.
+        let body: Vec<Bytes> = futures_util::StreamExt::collect::<Vec<_>>(post(&client, &upstream).await.into_stream())
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(body.concat(), b"{}");
+        assert_eq!(&post(&client, &upstream).await.bytes().await.unwrap()[..], b"{}");
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn concurrent_requests_each_get_a_connection_and_later_ones_reuse_them() {
+        let (upstream, accepted) = counting_server(false).await;
+        let client = HttpClient::with_proxies(Duration::from_secs(2), None);
+        let (a, b, c) = tokio::join!(post(&client, &upstream), post(&client, &upstream), post(&client, &upstream));
+        for response in [a, b, c] {
+            response.bytes().await.unwrap();
+        }
+        for _ in 0..6 {
+            post(&client, &upstream).await.bytes().await.unwrap();
+        }
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_kept_connection_the_upstream_closed_is_replaced_without_failing_the_request() {
+        let (upstream, accepted) = counting_server(true).await;
+        let client = HttpClient::with_proxies(Duration::from_secs(2), None);
+        for _ in 0..3 {
+            post(&client, &upstream).await.bytes().await.unwrap();
+            // Let the connection's task see the close, as it would during an idle spell.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn an_answer_dropped_before_its_body_was_read_does_not_hand_its_connection_on() {
+        let (upstream, accepted) = counting_server(false).await;
+        let client = HttpClient::with_proxies(Duration::from_secs(2), None);
+        drop(post(&client, &upstream).await);
+        assert_eq!(&post(&client, &upstream).await.bytes().await.unwrap()[..], b"{}");
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+
     #[test]
     fn the_host_header_names_a_port_only_when_it_is_not_the_default() {
+        for url in ["https://api.test/v1", "https://api.test:443/v1", "http://127.0.0.1:9101/v1", "http://user:pw@mock.test:80/v1", "http://[::1]:8080/v1"] {
+            let uri: Uri = url.parse().unwrap();
+            assert_eq!(host_value(&uri).unwrap(), host_header(&uri), "{url}");
+        }
         let host = |url: &str| host_header(&url.parse().unwrap());
         assert_eq!(host("https://bedrock-runtime.us-east-1.amazonaws.com/model/x/converse"), "bedrock-runtime.us-east-1.amazonaws.com");
         assert_eq!(host("https://bedrock.test:443/model"), "bedrock.test");
