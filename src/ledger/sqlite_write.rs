@@ -108,6 +108,23 @@ impl SqliteWriteConnection {
     }
 }
 
+/// Sets SQLite's process-wide options, once, before the first connection opens (later
+/// they cannot change): no memory-use statistics. SQLite counts every allocation it
+/// makes under a global mutex for `sqlite3_status`, which nothing here reads; the
+/// ledger's inserts allocate a few times per row.
+pub(super) fn configure_process_once() {
+    static CONFIGURED: std::sync::Once = std::sync::Once::new();
+    CONFIGURED.call_once(|| {
+        // SAFETY: SQLITE_CONFIG_MEMSTATUS takes one int. Called before SQLite is
+        // initialized it applies; after (another part of the process opened a database
+        // first) SQLite refuses it with SQLITE_MISUSE and nothing changes.
+        let code = unsafe { ffi::sqlite3_config(ffi::SQLITE_CONFIG_MEMSTATUS, 0 as c_int) };
+        if code != ffi::SQLITE_OK {
+            tracing::debug!(code, "SQLite was initialized already; its memory statistics stay on");
+        }
+    });
+}
+
 /// `insert`'s statement for `rows` rows (a size [`statement_chunks`] makes), prepared
 /// on `connection` on first use and kept in `statements`.
 fn statement<'s>(connection: &Connection, statements: &'s mut Statements, insert: &'static Insert, rows: usize) -> rusqlite::Result<&'s mut PreparedInsert> {

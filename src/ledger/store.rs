@@ -287,6 +287,7 @@ async fn connect_sqlite(url: &str) -> Result<(SqlitePool, SqliteTarget), StoreEr
         // WAL lets report readers run while the writer commits.
         options = options.journal_mode(SqliteJournalMode::Wal);
     }
+    super::sqlite_write::configure_process_once();
     let pool = if in_memory {
         // An in-memory database vanishes with its last connection, and the shared
         // cache locks whole tables between connections, so use exactly one connection
