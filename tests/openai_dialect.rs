@@ -209,3 +209,33 @@ fn a_refused_message_part_is_named_by_its_place_in_the_request() {
     let error = refused(json!({"model": "m", "messages": [{"role": "user", "content": [{"type": "file", "file": {"file_id": "file-1"}}]}]}));
     assert_eq!(error.param.as_deref(), Some("messages[0].content[0].file"), "{error:?}");
 }
+
+#[test]
+fn a_malformed_message_is_refused_with_the_place_and_what_was_expected() {
+    let refused = |messages: Value| decode_request(json!({"model": "m", "messages": messages}).to_string().as_bytes()).unwrap_err();
+    let error = refused(json!([{"role": "wizard", "content": "hi"}]));
+    assert_eq!(error.param.as_deref(), Some("messages[0].role"), "{error:?}");
+    assert!(error.message.contains("unknown variant `wizard`"), "{}", error.message);
+    let error = refused(json!([{"role": "user", "content": 5}]));
+    assert_eq!(error.param.as_deref(), Some("messages[0].content"), "{error:?}");
+    assert!(error.message.contains("expected a string or an array of content parts"), "{}", error.message);
+    let error = refused(json!([{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "hologram"}]}]));
+    assert_eq!(error.param.as_deref(), Some("messages[0].content[1].type"), "{error:?}");
+    let error = refused(json!([{"role": "user"}]));
+    assert!(error.message.contains("missing field `content`"), "{}", error.message);
+    let error = refused(json!([{"role": "tool", "content": "42"}]));
+    assert!(error.message.contains("missing field `tool_call_id`"), "{}", error.message);
+    let error = refused(json!([{"content": "hi"}]));
+    assert!(error.message.contains("missing field `role`"), "{}", error.message);
+}
+
+#[test]
+fn a_message_reads_the_same_whatever_the_order_of_its_fields() {
+    let body = |message: &str| format!(r#"{{"model": "m", "messages": [{message}]}}"#);
+    let first = decode_request(body(r#"{"role": "user", "content": "hi", "name": "ann"}"#).as_bytes()).unwrap();
+    let last = decode_request(body(r#"{"name": "ann", "content": "hi", "role": "user"}"#).as_bytes()).unwrap();
+    assert_eq!(first, last);
+    let call = r#"{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}"#;
+    let assistant = decode_request(body(&format!(r#"{{"tool_calls": [{call}], "content": null, "role": "assistant"}}"#)).as_bytes()).unwrap();
+    assert!(matches!(&assistant.messages[0].content[0], ContentPart::ToolUse { id, .. } if id == "c1"), "{assistant:?}");
+}

@@ -54,7 +54,8 @@ pub struct OpenAiStreamOptions {
     pub extra: Map<String, Value>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Read by hand (see the `Deserialize` impl below); written tagged by `role`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "role", rename_all = "lowercase")]
 pub enum OpenAiMessage {
     System {
@@ -92,12 +93,98 @@ pub enum OpenAiMessage {
     },
 }
 
+/// How a message is read: every field any role may have, checked against the role
+/// afterwards. serde's derive for an enum tagged by a field buffers each message whole
+/// (the tag may come last) and then reads it again; this reads it once, which at two
+/// messages a request was a third of the cost of reading the request. Errors keep their
+/// place: `messages[1]` for a missing field, `messages[1].role` for an unknown role.
+impl<'de> Deserialize<'de> for OpenAiMessage {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "lowercase")]
+        enum Role {
+            System,
+            Developer,
+            User,
+            Assistant,
+            Tool,
+        }
+
+        #[derive(Deserialize)]
+        struct Fields {
+            role: Role,
+            #[serde(default)]
+            content: Option<OpenAiContent>,
+            #[serde(default)]
+            name: Option<String>,
+            #[serde(default)]
+            tool_calls: Option<Vec<OpenAiToolCall>>,
+            #[serde(default)]
+            refusal: Option<String>,
+            #[serde(default)]
+            reasoning_content: Option<String>,
+            #[serde(default)]
+            tool_call_id: Option<String>,
+        }
+
+        let m = Fields::deserialize(deserializer)?;
+        let required = |content: Option<OpenAiContent>| content.ok_or_else(|| serde::de::Error::missing_field("content"));
+        Ok(match m.role {
+            Role::System => OpenAiMessage::System { content: required(m.content)?, name: m.name },
+            Role::Developer => OpenAiMessage::Developer { content: required(m.content)?, name: m.name },
+            Role::User => OpenAiMessage::User { content: required(m.content)?, name: m.name },
+            Role::Assistant => OpenAiMessage::Assistant {
+                content: m.content,
+                name: m.name,
+                tool_calls: m.tool_calls,
+                refusal: m.refusal,
+                reasoning_content: m.reasoning_content,
+            },
+            Role::Tool => OpenAiMessage::Tool {
+                content: required(m.content)?,
+                tool_call_id: m.tool_call_id.ok_or_else(|| serde::de::Error::missing_field("tool_call_id"))?,
+            },
+        })
+    }
+}
+
 /// Message content: a plain string or a list of typed parts.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum OpenAiContent {
     Text(String),
     Parts(Vec<OpenAiContentPart>),
+}
+
+/// Read by hand: the derive for an untagged enum copies the value aside and tries each
+/// variant on the copy; the JSON type tells them apart at once. A flaw inside a list of
+/// parts is reported where it is (`content[1].type`), not as "matched no variant".
+impl<'de> Deserialize<'de> for OpenAiContent {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ContentVisitor;
+
+        impl<'de> serde::de::Visitor<'de> for ContentVisitor {
+            type Value = OpenAiContent;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string or an array of content parts")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<OpenAiContent, E> {
+                Ok(OpenAiContent::Text(text.to_owned()))
+            }
+
+            fn visit_string<E: serde::de::Error>(self, text: String) -> Result<OpenAiContent, E> {
+                Ok(OpenAiContent::Text(text))
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, parts: A) -> Result<OpenAiContent, A::Error> {
+                Vec::deserialize(serde::de::value::SeqAccessDeserializer::new(parts)).map(OpenAiContent::Parts)
+            }
+        }
+
+        deserializer.deserialize_any(ContentVisitor)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
