@@ -5,7 +5,9 @@
 //! upstream over pooled keep-alive connections (hyper's server, hyper-util's client,
 //! tokio: the crates under axum and reqwest), and the answer is returned as it came. No
 //! JSON, no routing, no ledger, no metrics. Whatever share of nginx's throughput this
-//! reaches is the ceiling for any gateway built on these crates on the same machine.
+//! reaches is about the ceiling for a gateway built on these crates on the same machine
+//! (the gateway's own upstream pool, `src/providers/pool.rs`, costs less per request
+//! than hyper-util's pooled client used here).
 //!
 //! ```text
 //! cargo run --release --example bare_proxy -- --listen 127.0.0.1:9103 --upstream 127.0.0.1:9101

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Gateway overhead benchmark: a mock OpenAI upstream on loopback that answers at once,
 # called (a) directly, (b) through nginx, (c) through a bare hyper proxy
-# (examples/bare_proxy.rs: the ceiling for a proxy on the gateway's HTTP crates),
+# (examples/bare_proxy.rs: about the ceiling for a proxy on the gateway's HTTP crates),
 # (d) through switchyard, with wrk at 32 connections, non-streaming. Prints a summary table and writes target/bench/summary.json.
 # See BENCHMARKS.md for what is measured and why it is set up this way.
 #
@@ -446,7 +446,7 @@ DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ)
     printf '%-44s %s\n' "nginx added latency, fixed load p50/p99" "${nginx_added_p50_fix} / ${nginx_added_p99_fix} us"
     printf '%-44s %s\n' "bare hyper proxy added latency, fixed p50/p99" "${bare_added_p50_fix} / ${bare_added_p99_fix} us"
     printf '%-44s %s\n' "gateway throughput / nginx (saturation)" "$ratio   (target >= 0.70: $v_tput)"
-    printf '%-44s %s\n' "bare hyper proxy throughput / nginx" "$bare_ratio   (the ceiling on these crates)"
+    printf '%-44s %s\n' "bare hyper proxy throughput / nginx" "$bare_ratio   (about the ceiling on these crates)"
     printf '%-44s %s\n' "gateway RSS after $GW_MEM_REQUESTS requests" "$rss_mib MiB (peak $hwm_mib; idle before: $idle_mib)   (target <= 60 MiB: $v_rss)"
     printf '%-44s %s\n' "gateway RSS after $GW_REQUESTS requests" "$rss_end_mib MiB (peak $hwm_end_mib): $growth_mib MiB more per 100k requests"
     printf '%-44s %s\n' "nginx RSS (master + workers)" "$nginx_mib MiB"
