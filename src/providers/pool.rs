@@ -13,6 +13,9 @@
 //!   recently used first, up to [`MAX_IDLE_PER_HOST`] per host and for at most
 //!   [`IDLE_TIMEOUT`]; older ones are closed as the pool is used.
 //! * HTTP/2 (when TLS negotiates it): one connection per host, shared by every request.
+//!   Once a host is known to speak it, requests that find no connection wait for the one
+//!   being opened instead of each opening their own (a burst at start-up, or after the
+//!   connection dropped, would otherwise open one per request).
 //! * A request that a kept connection could not take (the upstream had closed it while
 //!   it was idle) is sent again on another connection: it was never written, so this is
 //!   not a retry of the attempt.
@@ -27,6 +30,7 @@ use http::Uri;
 use http_body_util::Full;
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tokio::sync::Notify;
 
 /// How long an idle connection is kept.
 pub(super) const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
@@ -108,6 +112,47 @@ struct Host {
     idle: VecDeque<Idle>,
     /// The HTTP/2 connection every request to the host shares.
     shared: Option<(http2::SendRequest<Body>, bool)>,
+    /// The last connection opened to the host negotiated HTTP/2.
+    speaks_http2: bool,
+    /// Set while a connection to an HTTP/2 host is being opened; woken when that ends.
+    opening: Option<Arc<Notify>>,
+}
+
+impl Host {
+    fn new(key: &Key) -> Host {
+        Host { key: key.clone(), idle: VecDeque::new(), shared: None, speaks_http2: false, opening: None }
+    }
+}
+
+/// What a request that found no kept connection does.
+pub(super) enum Turn {
+    /// Use the connection another request opened meanwhile.
+    Ready(Connection),
+    /// Open one. With a claim, other requests to the host wait for this one's connection
+    /// (see [`Pool::opened`]); dropping the claim, opened or not, wakes them.
+    Open(Option<Opening>),
+}
+
+/// The right to open the connection an HTTP/2 host's waiting requests will share.
+pub(super) struct Opening {
+    pool: Arc<Pool>,
+    key: Key,
+}
+
+impl Drop for Opening {
+    fn drop(&mut self) {
+        let mut hosts = self.pool.lock();
+        if let Some(host) = hosts.iter_mut().find(|h| h.key == self.key) {
+            // The connection was not opened, or is not HTTP/2 after all: the waiting
+            // requests open their own rather than queue behind one another's attempts.
+            if host.shared.is_none() {
+                host.speaks_http2 = false;
+            }
+            if let Some(opening) = host.opening.take() {
+                opening.notify_waiters();
+            }
+        }
+    }
 }
 
 struct Idle {
@@ -145,19 +190,62 @@ impl Pool {
         }
     }
 
+    /// For a request that found no kept connection: wait for the connection another
+    /// request is opening to the same HTTP/2 host, or open one (claiming the opening when
+    /// the host speaks HTTP/2).
+    pub(super) async fn turn(self: &Arc<Self>, key: &Key) -> Turn {
+        loop {
+            let notify = {
+                let mut hosts = self.lock();
+                let host = host(&mut hosts, key);
+                if !host.speaks_http2 {
+                    return Turn::Open(None);
+                }
+                // Opened since the caller last looked.
+                if let Some((sender, proxied)) = host.shared.as_ref().filter(|(shared, _)| !shared.is_closed()) {
+                    return Turn::Ready(Connection { sender: Sender::Http2(sender.clone()), proxied: *proxied, reused: true });
+                }
+                match &host.opening {
+                    Some(opening) => opening.clone(),
+                    None => {
+                        host.opening = Some(Arc::new(Notify::new()));
+                        return Turn::Open(Some(Opening { pool: self.clone(), key: key.clone() }));
+                    }
+                }
+            };
+            let opened = notify.notified();
+            tokio::pin!(opened);
+            // Registered before looking again, so a wake-up between the two is not missed.
+            opened.as_mut().enable();
+            if let Some(connection) = self.checkout(key).await {
+                return Turn::Ready(connection);
+            }
+            opened.await;
+            if let Some(connection) = self.checkout(key).await {
+                return Turn::Ready(connection);
+            }
+        }
+    }
+
+    /// Takes note of a connection just opened to `key`: an HTTP/2 one is shared from now
+    /// on, before its first request, so requests waiting for it can go ahead.
+    pub(super) fn opened(&self, key: &Key, connection: &Connection) {
+        let mut hosts = self.lock();
+        let host = host(&mut hosts, key);
+        host.speaks_http2 = !connection.is_http1();
+        if let Sender::Http2(sender) = &connection.sender {
+            if host.shared.as_ref().is_none_or(|(shared, _)| shared.is_closed()) {
+                host.shared = Some((sender.clone(), connection.proxied));
+            }
+        }
+    }
+
     /// Keeps a connection whose last answer has been read in full, for the next request
     /// to `key`.
     pub(super) fn put_back(&self, key: &Key, connection: Connection) {
         let Connection { sender, proxied, .. } = connection;
         let mut hosts = self.lock();
-        let index = match hosts.iter().position(|h| h.key == *key) {
-            Some(index) => index,
-            None => {
-                hosts.push(Host { key: key.clone(), idle: VecDeque::new(), shared: None });
-                hosts.len() - 1
-            }
-        };
-        let host = &mut hosts[index];
+        let host = host(&mut hosts, key);
         match sender {
             Sender::Http1(sender) if !sender.is_closed() => {
                 if host.idle.len() >= MAX_IDLE_PER_HOST {
@@ -176,6 +264,17 @@ impl Pool {
 
     fn lock(&self) -> MutexGuard<'_, Vec<Host>> {
         self.hosts.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// The entry of `key`, made on first use.
+fn host<'a>(hosts: &'a mut Vec<Host>, key: &Key) -> &'a mut Host {
+    match hosts.iter().position(|h| h.key == *key) {
+        Some(index) => &mut hosts[index],
+        None => {
+            hosts.push(Host::new(key));
+            hosts.last_mut().expect("pushed above")
+        }
     }
 }
 
@@ -221,32 +320,84 @@ mod tests {
         assert_eq!(Key::of(&"/v1/chat/completions".parse().unwrap()), None);
     }
 
-    #[tokio::test]
-    async fn an_http2_connection_is_kept_at_once_and_shared_by_requests_in_flight_together() {
+    /// An HTTP/2 connection to an in-memory server that answers `{}` and counts requests;
+    /// aborting the returned task closes the connection.
+    async fn http2_connection(served: Arc<std::sync::atomic::AtomicUsize>) -> (Connection, tokio::task::JoinHandle<()>) {
         let (client_io, server_io) = tokio::io::duplex(64 * 1024);
-        let served = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let count = served.clone();
-        tokio::spawn(async move {
+        let server = tokio::spawn(async move {
             let service = hyper::service::service_fn(move |_request| {
-                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                served.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 async { Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(Bytes::from_static(b"{}")))) }
             });
-            hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+            let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
                 .serve_connection(hyper_util::rt::TokioIo::new(server_io), service)
-                .await
+                .await;
         });
-        let connection = Connection::start(hyper_util::rt::TokioIo::new(client_io), true, false).await.unwrap();
+        (Connection::start(hyper_util::rt::TokioIo::new(client_io), true, false).await.unwrap(), server)
+    }
+
+    fn request() -> http::Request<Body> {
+        http::Request::post("https://api.test/v1/chat/completions").body(Full::new(Bytes::from_static(b"{}"))).unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_http2_connection_is_kept_at_once_and_shared_by_requests_in_flight_together() {
+        let served = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (connection, _server) = http2_connection(served.clone()).await;
         let pool = Arc::new(Pool::default());
         let key = Key::of(&"https://api.test/v1/chat/completions".parse().unwrap()).unwrap();
         // Kept as soon as it is lent: the lease of an HTTP/2 answer holds nothing back.
         let _lease = Lease::new(pool.clone(), key.clone(), connection);
         let (mut a, mut b) = (pool.checkout(&key).await.unwrap(), pool.checkout(&key).await.unwrap());
         assert!(a.reused && b.reused && !a.is_http1());
-        let request = || http::Request::post("https://api.test/v1/chat/completions").body(Full::new(Bytes::from_static(b"{}"))).unwrap();
         let (first, second) = tokio::join!(a.send(request()), b.send(request()));
         assert_eq!((first.unwrap().status(), second.unwrap().status()), (http::StatusCode::OK, http::StatusCode::OK));
         assert_eq!(served.load(std::sync::atomic::Ordering::SeqCst), 2);
         let other = Key::of(&"https://other.test/v1".parse().unwrap()).unwrap();
         assert!(pool.checkout(&other).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn requests_to_an_http2_host_wait_for_the_connection_being_opened_instead_of_opening_their_own() {
+        let served = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let pool = Arc::new(Pool::default());
+        let key = Key::of(&"https://api.test/v1/chat/completions".parse().unwrap()).unwrap();
+        // The host is known to speak HTTP/2; then its connection drops.
+        let (first, server) = http2_connection(served.clone()).await;
+        pool.opened(&key, &first);
+        server.abort();
+        drop(first);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(pool.checkout(&key).await.is_none());
+
+        let Turn::Open(Some(claim)) = pool.turn(&key).await else { panic!("the first request opens the connection, for all") };
+        let waiting = tokio::spawn({
+            let (pool, key) = (pool.clone(), key.clone());
+            async move { pool.turn(&key).await }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiting.is_finished(), "the second request waits");
+        let (second, _server) = http2_connection(served.clone()).await;
+        pool.opened(&key, &second);
+        drop(claim);
+        let Turn::Ready(mut shared) = waiting.await.unwrap() else { panic!("the waiting request takes the new connection") };
+        shared.send(request()).await.unwrap();
+        assert_eq!(served.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+        // An opening that fails sends the waiting requests to open their own.
+        let other = Key::of(&"https://other.test/v1".parse().unwrap()).unwrap();
+        let (third, _server) = http2_connection(served).await;
+        pool.opened(&other, &third);
+        let Turn::Ready(_) = pool.turn(&other).await else { panic!("a kept connection is used") };
+        drop(third);
+        pool.lock().iter_mut().find(|h| h.key == other).unwrap().shared = None;
+        let Turn::Open(Some(claim)) = pool.turn(&other).await else { panic!("claims the opening") };
+        let waiting = tokio::spawn({
+            let pool = pool.clone();
+            async move { pool.turn(&other).await }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        drop(claim);
+        assert!(matches!(waiting.await.unwrap(), Turn::Open(None)));
     }
 }

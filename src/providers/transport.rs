@@ -33,7 +33,7 @@ use hyper_util::client::proxy::matcher::Matcher;
 use hyper_util::rt::TokioIo;
 use tower::Service;
 
-use super::pool::{self, Key, Lease, Pool};
+use super::pool::{self, Key, Lease, Pool, Turn};
 use super::{ErrorKind, UpstreamError};
 
 /// How many times a request is handed to another kept connection because the one it
@@ -88,9 +88,9 @@ impl HttpClient {
             let kept = if stale < STALE_CONNECTIONS_TRIED { self.pool.checkout(&key).await } else { None };
             let mut connection = match kept {
                 Some(connection) => connection,
-                // Boxed: the connect future is large and rarely needed, and inline it
-                // would grow every request's future (which is moved as a whole).
-                None => Box::pin(self.connect(&uri)).await?,
+                // Boxed: opening a connection is rare, and its large future inline would
+                // grow every request's future (which is moved as a whole).
+                None => Box::pin(self.open(&key, &uri)).await?,
             };
             address(&mut request, &uri, &connection);
             match connection.send(request).await {
@@ -104,6 +104,20 @@ impl HttpClient {
                     }
                     _ => return Err(request_failed(&failed.into_error(), false)),
                 },
+            }
+        }
+    }
+
+    /// A connection for a request that found none kept: the one another request is
+    /// opening to the same HTTP/2 host, or a new one.
+    async fn open(&self, key: &Key, uri: &Uri) -> Result<pool::Connection, UpstreamError> {
+        match self.pool.turn(key).await {
+            Turn::Ready(connection) => Ok(connection),
+            Turn::Open(claim) => {
+                let connection = self.connect(uri).await?;
+                self.pool.opened(key, &connection);
+                drop(claim);
+                Ok(connection)
             }
         }
     }
