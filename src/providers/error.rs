@@ -204,7 +204,7 @@ impl RateLimitHint {
             };
             // The first of repeated headers counts, as with `HeaderMap::get`.
             if let Some(slot @ None) = slot {
-                *slot = Some(value.to_str().ok());
+                *slot = Some(value);
             }
         }
         openai.hint(parse_go_duration).or_else(|| anthropic.hint(reset_at_rfc3339))
@@ -221,21 +221,20 @@ enum Vendor {
     Anthropic,
 }
 
-/// One vendor's rate-limit headers as found: `Some(None)` for a header whose value is
-/// not text.
+/// One vendor's rate-limit headers as found (the first of each).
 #[derive(Default)]
 struct QuotaHeaders<'a> {
-    limit_requests: Option<Option<&'a str>>,
-    remaining_requests: Option<Option<&'a str>>,
-    limit_tokens: Option<Option<&'a str>>,
-    remaining_tokens: Option<Option<&'a str>>,
-    reset_requests: Option<Option<&'a str>>,
-    reset_tokens: Option<Option<&'a str>>,
+    limit_requests: Option<&'a http::HeaderValue>,
+    remaining_requests: Option<&'a http::HeaderValue>,
+    limit_tokens: Option<&'a http::HeaderValue>,
+    remaining_tokens: Option<&'a http::HeaderValue>,
+    reset_requests: Option<&'a http::HeaderValue>,
+    reset_tokens: Option<&'a http::HeaderValue>,
 }
 
 impl<'a> QuotaHeaders<'a> {
     /// Where the header named `figure` (after the vendor's prefix) goes.
-    fn slot(&mut self, figure: &str, vendor: Vendor) -> Option<&mut Option<Option<&'a str>>> {
+    fn slot(&mut self, figure: &str, vendor: Vendor) -> Option<&mut Option<&'a http::HeaderValue>> {
         use Vendor::{Anthropic, OpenAi};
         Some(match (vendor, figure) {
             (OpenAi, "limit-requests") | (Anthropic, "requests-limit") => &mut self.limit_requests,
@@ -250,7 +249,8 @@ impl<'a> QuotaHeaders<'a> {
 
     /// The hint, or `None` when neither "remaining" header was there.
     fn hint(self, reset: impl Fn(&str) -> Option<Duration>) -> Option<RateLimitHint> {
-        let number = |text: Option<Option<&str>>| text.flatten().and_then(|v| v.trim().parse::<u64>().ok());
+        let text = |value: &'a http::HeaderValue| value.to_str().ok();
+        let number = |value: Option<&'a http::HeaderValue>| value.and_then(text).and_then(|v| v.trim().parse::<u64>().ok());
         let remaining_requests = number(self.remaining_requests);
         let remaining_tokens = number(self.remaining_tokens);
         if remaining_requests.is_none() && remaining_tokens.is_none() {
@@ -261,7 +261,7 @@ impl<'a> QuotaHeaders<'a> {
             remaining_requests,
             limit_tokens: number(self.limit_tokens),
             remaining_tokens,
-            reset_after: [self.reset_requests, self.reset_tokens].into_iter().flatten().flatten().filter_map(reset).max(),
+            reset_after: [self.reset_requests, self.reset_tokens].into_iter().flatten().filter_map(text).filter_map(reset).max(),
         })
     }
 }

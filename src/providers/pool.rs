@@ -122,6 +122,25 @@ impl Host {
     fn new(key: &Key) -> Host {
         Host { key: key.clone(), idle: VecDeque::new(), shared: None, speaks_http2: false, opening: None }
     }
+
+    /// The shared HTTP/2 connection, if it is still open (a closed one is forgotten).
+    fn shared(&mut self) -> Option<Connection> {
+        match &self.shared {
+            Some((sender, proxied)) if !sender.is_closed() => Some(Connection { sender: Sender::Http2(sender.clone()), proxied: *proxied, reused: true }),
+            _ => {
+                self.shared = None;
+                None
+            }
+        }
+    }
+
+    /// Shares an HTTP/2 connection, unless one is shared already: a second (opened while
+    /// the first was being set up) is not kept, and closes once its requests are done.
+    fn share(&mut self, sender: &http2::SendRequest<Body>, proxied: bool) {
+        if self.shared().is_none() {
+            self.shared = Some((sender.clone(), proxied));
+        }
+    }
 }
 
 /// What a request that found no kept connection does.
@@ -145,7 +164,7 @@ impl Drop for Opening {
         if let Some(host) = hosts.iter_mut().find(|h| h.key == self.key) {
             // The connection was not opened, or is not HTTP/2 after all: the waiting
             // requests open their own rather than queue behind one another's attempts.
-            if host.shared.is_none() {
+            if host.shared().is_none() {
                 host.speaks_http2 = false;
             }
             if let Some(opening) = host.opening.take() {
@@ -168,11 +187,8 @@ impl Pool {
             let (sender, proxied) = {
                 let mut hosts = self.lock();
                 let host = hosts.iter_mut().find(|h| h.key == *key)?;
-                if let Some((sender, proxied)) = &host.shared {
-                    if !sender.is_closed() {
-                        return Some(Connection { sender: Sender::Http2(sender.clone()), proxied: *proxied, reused: true });
-                    }
-                    host.shared = None;
+                if let Some(shared) = host.shared() {
+                    return Some(shared);
                 }
                 let now = Instant::now();
                 while host.idle.front().is_some_and(|idle| now.duration_since(idle.since) > IDLE_TIMEOUT) {
@@ -202,8 +218,8 @@ impl Pool {
                     return Turn::Open(None);
                 }
                 // Opened since the caller last looked.
-                if let Some((sender, proxied)) = host.shared.as_ref().filter(|(shared, _)| !shared.is_closed()) {
-                    return Turn::Ready(Connection { sender: Sender::Http2(sender.clone()), proxied: *proxied, reused: true });
+                if let Some(shared) = host.shared() {
+                    return Turn::Ready(shared);
                 }
                 match &host.opening {
                     Some(opening) => opening.clone(),
@@ -234,32 +250,22 @@ impl Pool {
         let host = host(&mut hosts, key);
         host.speaks_http2 = !connection.is_http1();
         if let Sender::Http2(sender) = &connection.sender {
-            if host.shared.as_ref().is_none_or(|(shared, _)| shared.is_closed()) {
-                host.shared = Some((sender.clone(), connection.proxied));
-            }
+            host.share(sender, connection.proxied);
         }
     }
 
-    /// Keeps a connection whose last answer has been read in full, for the next request
-    /// to `key`.
-    pub(super) fn put_back(&self, key: &Key, connection: Connection) {
-        let Connection { sender, proxied, .. } = connection;
+    /// Keeps an HTTP/1.1 connection whose last answer has been read in full, for the next
+    /// request to `key`. (HTTP/2 connections are shared from the moment they open.)
+    fn put_back(&self, key: &Key, sender: http1::SendRequest<Body>, proxied: bool) {
+        if sender.is_closed() {
+            return;
+        }
         let mut hosts = self.lock();
         let host = host(&mut hosts, key);
-        match sender {
-            Sender::Http1(sender) if !sender.is_closed() => {
-                if host.idle.len() >= MAX_IDLE_PER_HOST {
-                    host.idle.pop_front();
-                }
-                host.idle.push_back(Idle { sender, proxied, since: Instant::now() });
-            }
-            // A second HTTP/2 connection (opened while the first was being set up) is
-            // not kept: it closes once its requests are done.
-            Sender::Http2(sender) if !sender.is_closed() && host.shared.as_ref().is_none_or(|(shared, _)| shared.is_closed()) => {
-                host.shared = Some((sender, proxied));
-            }
-            _ => {}
+        if host.idle.len() >= MAX_IDLE_PER_HOST {
+            host.idle.pop_front();
         }
+        host.idle.push_back(Idle { sender, proxied, since: Instant::now() });
     }
 
     fn lock(&self) -> MutexGuard<'_, Vec<Host>> {
@@ -278,31 +284,29 @@ fn host<'a>(hosts: &'a mut Vec<Host>, key: &Key) -> &'a mut Host {
     }
 }
 
-/// A connection on loan to one answer: back to the pool once the answer's body has been
-/// read to its end, closed if the answer is dropped before that (the rest of the body
-/// would still be on the wire).
+/// An HTTP/1.1 connection on loan to one answer: back to the pool once the answer's
+/// body has been read to its end, closed if the answer is dropped before that (the rest
+/// of the body would still be on the wire). An HTTP/2 connection needs no lease: it is
+/// shared from the moment it opens.
 pub(super) struct Lease {
     pool: Arc<Pool>,
     key: Key,
-    connection: Option<Connection>,
+    connection: Option<(http1::SendRequest<Body>, bool)>,
 }
 
 impl Lease {
     pub(super) fn new(pool: Arc<Pool>, key: Key, connection: Connection) -> Lease {
-        // An HTTP/2 connection is shared: it is kept as soon as it has answered.
-        let connection = if connection.is_http1() {
-            Some(connection)
-        } else {
-            pool.put_back(&key, connection);
-            None
+        let connection = match connection.sender {
+            Sender::Http1(sender) => Some((sender, connection.proxied)),
+            Sender::Http2(_) => None,
         };
         Lease { pool, key, connection }
     }
 
     /// The answer's body has been read to its end.
     pub(super) fn release(&mut self) {
-        if let Some(connection) = self.connection.take() {
-            self.pool.put_back(&self.key, connection);
+        if let Some((sender, proxied)) = self.connection.take() {
+            self.pool.put_back(&self.key, sender, proxied);
         }
     }
 }
@@ -346,8 +350,8 @@ mod tests {
         let (connection, _server) = http2_connection(served.clone()).await;
         let pool = Arc::new(Pool::default());
         let key = Key::of(&"https://api.test/v1/chat/completions".parse().unwrap()).unwrap();
-        // Kept as soon as it is lent: the lease of an HTTP/2 answer holds nothing back.
-        let _lease = Lease::new(pool.clone(), key.clone(), connection);
+        // Shared as soon as it is opened: the lease of an HTTP/2 answer holds nothing back.
+        pool.opened(&key, &connection);
         let (mut a, mut b) = (pool.checkout(&key).await.unwrap(), pool.checkout(&key).await.unwrap());
         assert!(a.reused && b.reused && !a.is_http1());
         let (first, second) = tokio::join!(a.send(request()), b.send(request()));

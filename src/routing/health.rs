@@ -238,9 +238,7 @@ impl TargetState {
 
     /// Takes a (reloaded) policy; a new window length starts the window afresh.
     fn set_policy(&mut self, policy: BreakerPolicy) {
-        if policy.window != self.window.window() {
-            self.window = SlidingWindow::new(policy.window, Instant::now());
-        }
+        self.window.set_window(policy.window, Instant::now());
         self.policy = policy;
     }
 

@@ -182,10 +182,8 @@ impl ShareTracker {
             Some(recent) => recent,
             None => routes.entry(route.to_owned()).or_insert_with(|| SlidingWindow::new(window, now)),
         };
-        if recent.window() != window {
-            // A reload changed the route's window: count afresh.
-            *recent = SlidingWindow::new(window, now);
-        }
+        // A reload may have changed the route's window.
+        recent.set_window(window, now);
         recent.current(now).add(topology);
     }
 

@@ -38,9 +38,11 @@ impl<T: Default> SlidingWindow<T> {
         }
     }
 
-    /// The window's length.
-    pub fn window(&self) -> Duration {
-        self.window
+    /// Takes a (reloaded) length; a new one starts counting afresh.
+    pub fn set_window(&mut self, window: Duration, now: Instant) {
+        if window != self.window {
+            *self = SlidingWindow::new(window, now);
+        }
     }
 
     /// The counts of the bucket `now` falls in, to add to. Buckets that have left the
@@ -103,6 +105,17 @@ mod tests {
         // About 30 s of the 700 s run, one count every 7 ms.
         let kept = total(&window, end);
         assert!((4_050..=4_300).contains(&kept), "{kept} counts in the window");
+    }
+
+    #[test]
+    fn a_reload_with_the_same_length_keeps_the_counts_and_a_new_length_starts_afresh() {
+        let start = Instant::now();
+        let mut window = SlidingWindow::<u32>::new(Duration::from_secs(30), start);
+        *window.current(start) += 2;
+        window.set_window(Duration::from_secs(30), start);
+        assert_eq!(total(&window, start), 2);
+        window.set_window(Duration::from_secs(60), start);
+        assert_eq!(total(&window, start), 0);
     }
 
     #[test]
