@@ -86,9 +86,11 @@ fn request(id: &str, route: &str, started_ms: i64, answered_by: Option<&str>) ->
     }
 }
 
-/// One attempt, answered.
+/// One attempt, answered: the request's time to first token is its attempt's, as
+/// the pipeline records it.
 fn success(id: &str, started_ms: i64) -> LedgerEntry {
-    let request = request(id, "support-chat", started_ms, Some("sim-east/fast"));
+    let mut request = request(id, "support-chat", started_ms, Some("sim-east/fast"));
+    request.ttft_ms = Some(120);
     LedgerEntry {
         attempts: vec![attempt(id, 0, "sim-east/fast", AttemptOutcome::Success)],
         request,
@@ -172,6 +174,77 @@ async fn text_of_every_kind_and_batches_of_every_size_round_trip_exactly() {
     store.insert_batch(entries.clone()).await.unwrap();
     assert_stored(&store, &entries).await;
     assert_eq!(store.count_requests().await.unwrap(), 71);
+}
+
+async fn file_store() -> (tempfile::TempDir, String, LedgerStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("ledger.db").display());
+    let store = LedgerStore::connect(&url).await.unwrap();
+    (dir, url, store)
+}
+
+/// Rows in a table or view of the SQLite ledger at `url`, counted over a connection
+/// of the test's own.
+async fn count_rows(url: &str, table: &str) -> i64 {
+    let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+    let n = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}")).fetch_one(&pool).await.unwrap();
+    pool.close().await;
+    n
+}
+
+#[tokio::test]
+async fn a_requests_only_successful_attempt_is_kept_in_its_row_and_still_read_as_an_attempt() {
+    let (_dir, url, store) = file_store().await;
+    let entries = round_trip_entries();
+    store.insert_batch(entries.clone()).await.unwrap();
+    store.close().await;
+    // Failover and failure keep their two attempts each as rows; the success's one
+    // attempt lives in its request row, and the view shows all five.
+    assert_eq!(count_rows(&url, "ledger_attempt_rows").await, 4);
+    assert_eq!(count_rows(&url, "ledger_attempts").await, 5);
+    let reopened = LedgerStore::connect(&url).await.unwrap();
+    assert_stored(&reopened, &entries).await;
+}
+
+#[tokio::test]
+async fn an_only_attempt_that_differs_from_its_request_gets_a_row_and_round_trips() {
+    type Change = fn(&mut LedgerEntry);
+    let changes: [(&str, Change); 8] = [
+        ("time to first token", |e| e.attempts[0].ttft_ms = Some(7)),
+        ("tokens", |e| e.attempts[0].usage.reasoning_tokens += 1),
+        ("cost", |e| e.attempts[0].cost_micros += 1),
+        ("provider", |e| e.attempts[0].provider = "other".to_string()),
+        ("error kind", |e| e.attempts[0].error_kind = Some("stream_cut".to_string())),
+        ("retry-after", |e| e.attempts[0].retry_after_ms = Some(10)),
+        ("cancelled", |e| e.attempts[0].outcome = AttemptOutcome::Cancelled),
+        ("no answering target", |e| e.request.target = None),
+    ];
+    let (_dir, url, store) = file_store().await;
+    let mut entries: Vec<LedgerEntry> = changes
+        .iter()
+        .enumerate()
+        .map(|(i, (_, change))| {
+            let mut entry = success(&format!("req-{i}"), i as i64);
+            change(&mut entry);
+            entry
+        })
+        .collect();
+    // What the row holds of its attempt may differ from the request's: still held.
+    let kept: [Change; 4] = [
+        |e| e.attempts[0].priced = false,
+        |e| e.attempts[0].model = "configured-name".to_string(),
+        |e| e.attempts[0].status = None,
+        |e| e.attempts[0].status = Some(299),
+    ];
+    entries.extend(kept.iter().enumerate().map(|(i, change)| {
+        let mut entry = success(&format!("req-kept-{i}"), 100 + i as i64);
+        change(&mut entry);
+        entry
+    }));
+    store.insert_batch(entries.clone()).await.unwrap();
+    assert_stored(&store, &entries).await;
+    store.close().await;
+    assert_eq!(count_rows(&url, "ledger_attempt_rows").await, changes.len() as i64);
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 
 /// Rows per INSERT statement. A batch is one transaction of several statements: a
 /// statement's fixed cost is shared by its rows (in SQLite, one row per statement cost
-/// 40% more than 32), and bind parameters (22 per request row) stay far below the
+/// 40% more than 32), and bind parameters (27 per request row) stay far below the
 /// databases' limits.
 pub(super) const ROWS_PER_STATEMENT: usize = 32;
 
@@ -89,13 +89,13 @@ pub(super) static REQUEST_INSERT: Insert = Insert::new(
     "INSERT INTO ledger_requests (id, started_at_ms, route, key_id, front_door, stream, target, \
      provider, provider_kind, model, input_tokens, output_tokens, cache_read_tokens, \
      cache_write_tokens, reasoning_tokens, cost_micros, latency_ms, ttft_ms, outcome, status, \
-     attempt_count, failover_reason) ",
-    22,
+     attempt_count, failover_reason, attempt_started_at_ms, attempt_latency_ms, attempt_priced, attempt_model, attempt_status) ",
+    27,
     " ON CONFLICT (id) DO NOTHING",
 );
 
 pub(super) static ATTEMPT_INSERT: Insert = Insert::new(
-    "INSERT INTO ledger_attempts (request_id, attempt_index, target, provider, provider_kind, \
+    "INSERT INTO ledger_attempt_rows (request_id, attempt_index, target, provider, provider_kind, \
      model, started_at_ms, latency_ms, ttft_ms, input_tokens, output_tokens, cache_read_tokens, \
      cache_write_tokens, reasoning_tokens, cost_micros, priced, outcome, error_kind, status, \
      retry_after_ms) ",
@@ -114,7 +114,7 @@ mod tests {
         assert_eq!(numbered(1), "INSERT INTO t (a, b) VALUES ($1, $2) ON CONFLICT (a) DO NOTHING");
         assert_eq!(numbered(2), "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4) ON CONFLICT (a) DO NOTHING");
         assert_eq!(insert.sql(Placeholders::Positional, 2), "INSERT INTO t (a, b) VALUES (?, ?), (?, ?) ON CONFLICT (a) DO NOTHING");
-        assert!(REQUEST_INSERT.sql(Placeholders::Numbered, ROWS_PER_STATEMENT).ends_with("$703, $704) ON CONFLICT (id) DO NOTHING"));
+        assert!(REQUEST_INSERT.sql(Placeholders::Numbered, ROWS_PER_STATEMENT).ends_with("$863, $864) ON CONFLICT (id) DO NOTHING"));
     }
 
     #[test]

@@ -22,12 +22,14 @@ const SQLITE: &[EmbeddedFile] = &[
     (1, "ledger", include_str!("../../migrations/sqlite/0001_ledger.sql")),
     (2, "drop_unused_indexes", include_str!("../../migrations/sqlite/0002_drop_unused_indexes.sql")),
     (3, "narrow_writes", include_str!("../../migrations/sqlite/0003_narrow_writes.sql")),
+    (4, "inline_single_attempts", include_str!("../../migrations/sqlite/0004_inline_single_attempts.sql")),
 ];
 
 const POSTGRES: &[EmbeddedFile] = &[
     (1, "ledger", include_str!("../../migrations/postgres/0001_ledger.sql")),
     (2, "drop_unused_indexes", include_str!("../../migrations/postgres/0002_drop_unused_indexes.sql")),
     (3, "narrow_writes", include_str!("../../migrations/postgres/0003_narrow_writes.sql")),
+    (4, "inline_single_attempts", include_str!("../../migrations/postgres/0004_inline_single_attempts.sql")),
 ];
 
 /// Which directory of migrations to run.

@@ -35,12 +35,69 @@ pub(super) struct RequestRow<'a> {
     pub(super) status: i32,
     pub(super) attempt_count: i32,
     pub(super) failover_reason: Option<&'a str>,
+    /// The request's one attempt, when this row holds it ([`inline_attempt`]).
+    pub(super) attempt: Option<InlineAttempt<'a>>,
+}
+
+/// What a request row holds of its one attempt besides what the two share.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct InlineAttempt<'a> {
+    pub(super) started_at_ms: i64,
+    pub(super) latency_ms: i64,
+    pub(super) priced: bool,
+    pub(super) model: &'a str,
+    pub(super) status: Option<i32>,
+}
+
+/// An entry's request and attempts as the rows that store them: a request row each,
+/// and an attempt row for every attempt its request row does not hold.
+pub(super) fn rows(entries: &[LedgerEntry]) -> (Vec<RequestRow<'_>>, Vec<AttemptRow<'_>>) {
+    let requests: Vec<RequestRow<'_>> = entries.iter().map(RequestRow::from).collect();
+    let attempts = entries
+        .iter()
+        .zip(&requests)
+        .filter(|(_, row)| row.attempt.is_none())
+        .flat_map(|(e, _)| e.attempts.iter().map(move |a| AttemptRow::new(&e.request.id, a)))
+        .collect();
+    (requests, attempts)
+}
+
+/// The attempt an entry's request row holds, if it can: the request's only attempt,
+/// which succeeded and shares its target, tokens, cost and time to first token with
+/// the request, as most requests' one attempt does. The row then stores only the
+/// rest (when it started, how long it took, whether it was priced, its model and
+/// upstream status), and the `ledger_attempts` view shows it as a row of its own
+/// (migration 0004). Any other attempt is written as a row.
+pub(super) fn inline_attempt(entry: &LedgerEntry) -> Option<&AttemptRecord> {
+    let [a] = entry.attempts.as_slice() else {
+        return None;
+    };
+    let r = &entry.request;
+    let shared = a.index == 0
+        && a.request_id == r.id
+        && a.outcome == AttemptOutcome::Success
+        && a.error_kind.is_none()
+        && a.retry_after_ms.is_none()
+        && r.target.as_deref() == Some(a.target.as_str())
+        && r.provider.as_deref() == Some(a.provider.as_str())
+        && r.provider_kind.as_deref() == Some(a.provider_kind.as_str())
+        && a.usage == r.usage
+        && a.cost_micros == r.cost_micros
+        && a.ttft_ms == r.ttft_ms;
+    shared.then_some(a)
 }
 
 impl<'a> From<&'a LedgerEntry> for RequestRow<'a> {
     fn from(entry: &'a LedgerEntry) -> Self {
         let r = &entry.request;
         RequestRow {
+            attempt: inline_attempt(entry).map(|a| InlineAttempt {
+                started_at_ms: a.started_at.timestamp_millis(),
+                latency_ms: clamp(a.latency_ms),
+                priced: a.priced,
+                model: &a.model,
+                status: a.status.map(i32::from),
+            }),
             id: &r.id,
             started_at_ms: r.started_at.timestamp_millis(),
             route: &r.route,
@@ -123,12 +180,12 @@ pub(super) enum Value<'a> {
     Text(Option<&'a str>),
     BigInt(Option<i64>),
     Int(Option<i32>),
-    Bool(bool),
+    Bool(Option<bool>),
 }
 
 impl<'a> RequestRow<'a> {
     /// The values in the order of the insert's columns (`REQUEST_INSERT` in the store).
-    pub(super) fn values(&self) -> [Value<'a>; 22] {
+    pub(super) fn values(&self) -> [Value<'a>; 27] {
         use Value::*;
         let [input, output, cache_read, cache_write, reasoning] = self.tokens;
         [
@@ -137,7 +194,7 @@ impl<'a> RequestRow<'a> {
             Text(Some(self.route)),
             Text(Some(self.key_id)),
             Text(Some(self.front_door)),
-            Bool(self.stream),
+            Bool(Some(self.stream)),
             Text(self.target),
             Text(self.provider),
             Text(self.provider_kind),
@@ -154,6 +211,11 @@ impl<'a> RequestRow<'a> {
             Int(Some(self.status)),
             Int(Some(self.attempt_count)),
             Text(self.failover_reason),
+            BigInt(self.attempt.map(|a| a.started_at_ms)),
+            BigInt(self.attempt.map(|a| a.latency_ms)),
+            Bool(self.attempt.map(|a| a.priced)),
+            Text(self.attempt.map(|a| a.model)),
+            Int(self.attempt.and_then(|a| a.status)),
         ]
     }
 }
@@ -179,7 +241,7 @@ impl<'a> AttemptRow<'a> {
             BigInt(Some(cache_write)),
             BigInt(Some(reasoning)),
             BigInt(Some(self.cost_micros)),
-            Bool(self.priced),
+            Bool(Some(self.priced)),
             Text(Some(self.outcome)),
             Text(self.error_kind),
             Int(self.status),

@@ -26,7 +26,7 @@ use rusqlite::{ffi, Connection, OpenFlags, TransactionBehavior};
 
 use super::entry::LedgerEntry;
 use super::inserts::{statement_chunks, Insert, Placeholders, ATTEMPT_INSERT, REQUEST_INSERT, STATEMENT_SIZES};
-use super::rows::{AttemptRow, RequestRow, Value};
+use super::rows::{rows, AttemptRow, RequestRow, Value};
 use super::store::StoreError;
 
 /// The write connection. Shared by the store's clones; one batch at a time.
@@ -80,11 +80,7 @@ impl SqliteWriteConnection {
 
     /// Writes every entry in one transaction. Blocks: call it from a blocking thread.
     pub(super) fn insert(&self, entries: &[LedgerEntry]) -> Result<(), StoreError> {
-        let requests: Vec<RequestRow<'_>> = entries.iter().map(RequestRow::from).collect();
-        let attempts: Vec<AttemptRow<'_>> = entries
-            .iter()
-            .flat_map(|e| e.attempts.iter().map(move |a| AttemptRow::new(&e.request.id, a)))
-            .collect();
+        let (requests, attempts) = rows(entries);
         // A panic while the lock was held left no transaction open: rusqlite rolls back
         // a transaction that is dropped unfinished.
         let mut guard = self.state.lock().unwrap_or_else(PoisonError::into_inner);
@@ -247,8 +243,8 @@ unsafe fn bind_all<'a>(statement: *mut ffi::sqlite3_stmt, parameters: usize, val
             }
             Value::BigInt(Some(n)) => ffi::sqlite3_bind_int64(statement, index, n),
             Value::Int(Some(n)) => ffi::sqlite3_bind_int(statement, index, n),
-            Value::Bool(b) => ffi::sqlite3_bind_int(statement, index, c_int::from(b)),
-            Value::Text(None) | Value::BigInt(None) | Value::Int(None) => ffi::sqlite3_bind_null(statement, index),
+            Value::Bool(Some(b)) => ffi::sqlite3_bind_int(statement, index, c_int::from(b)),
+            Value::Text(None) | Value::BigInt(None) | Value::Int(None) | Value::Bool(None) => ffi::sqlite3_bind_null(statement, index),
         };
         if code != ffi::SQLITE_OK {
             return Err(error(ffi::sqlite3_db_handle(statement), code));

@@ -23,7 +23,7 @@ use super::entry::{AttemptRecord, LedgerEntry, RequestRecord};
 use super::migrations::{self, Dialect};
 use super::report::{SpendGroupBy, SpendRow};
 use super::inserts::{statement_chunks, Insert, Placeholders, ATTEMPT_INSERT, REQUEST_INSERT};
-use super::rows::{read_attempt, read_request, read_spend, AttemptRow, RequestRow, Value};
+use super::rows::{read_attempt, read_request, read_spend, rows, AttemptRow, RequestRow, Value};
 use super::sqlite_write::{SqliteTarget, SqliteWriteConnection};
 
 /// How long a SQLite connection waits for a lock before giving up: the writer and
@@ -166,11 +166,7 @@ impl LedgerStore {
                     .map_err(|e| StoreError::WriteTask(e.to_string()))??;
             }
             Backend::Postgres(pool) => {
-                let requests: Vec<RequestRow<'_>> = entries.iter().map(RequestRow::from).collect();
-                let attempts: Vec<AttemptRow<'_>> = entries
-                    .iter()
-                    .flat_map(|e| e.attempts.iter().map(move |a| AttemptRow::new(&e.request.id, a)))
-                    .collect();
+                let (requests, attempts) = rows(&entries);
                 let mut tx = pool.begin().await?;
                 for chunk in statement_chunks(&requests) {
                     let values = chunk.iter().flat_map(RequestRow::values);
