@@ -22,7 +22,9 @@ pub struct LedgerEntry {
 /// What the client asked for and what it got, summed over all attempts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RequestRecord {
-    /// A uuid v7 string made by the caller; the ledger's primary key.
+    /// A uuid v7 string (hyphenated, lower case), made as the request arrives; the
+    /// ledger's primary key. Reports by time rely on ids sorting by the time they
+    /// were made (`store::lowest_id_since`).
     pub id: String,
     pub started_at: DateTime<Utc>,
     pub route: String,

@@ -23,6 +23,7 @@ const SQLITE: &[EmbeddedFile] = &[
     (2, "drop_unused_indexes", include_str!("../../migrations/sqlite/0002_drop_unused_indexes.sql")),
     (3, "narrow_writes", include_str!("../../migrations/sqlite/0003_narrow_writes.sql")),
     (4, "inline_single_attempts", include_str!("../../migrations/sqlite/0004_inline_single_attempts.sql")),
+    (5, "requests_by_id_only", include_str!("../../migrations/sqlite/0005_requests_by_id_only.sql")),
 ];
 
 const POSTGRES: &[EmbeddedFile] = &[
@@ -30,6 +31,7 @@ const POSTGRES: &[EmbeddedFile] = &[
     (2, "drop_unused_indexes", include_str!("../../migrations/postgres/0002_drop_unused_indexes.sql")),
     (3, "narrow_writes", include_str!("../../migrations/postgres/0003_narrow_writes.sql")),
     (4, "inline_single_attempts", include_str!("../../migrations/postgres/0004_inline_single_attempts.sql")),
+    (5, "requests_by_id_only", include_str!("../../migrations/postgres/0005_requests_by_id_only.sql")),
 ];
 
 /// Which directory of migrations to run.
@@ -157,7 +159,9 @@ mod tests {
             .iter()
             .map(|row| row.get("name"))
             .collect();
-        assert_eq!(indexes, ["ledger_requests_started_at"]);
+        // Both tables are clustered on their keys, and requests are found by time
+        // through their uuid v7 ids: no secondary index for inserts to keep up.
+        assert!(indexes.is_empty(), "{indexes:?}");
     }
 
     #[test]

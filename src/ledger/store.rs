@@ -187,11 +187,12 @@ impl LedgerStore {
         &self,
         since: DateTime<Utc>,
     ) -> Result<Vec<RequestRecord>, StoreError> {
-        let sql =
-            "SELECT * FROM ledger_requests WHERE started_at_ms >= $1 ORDER BY started_at_ms, id";
+        let sql = "SELECT * FROM ledger_requests WHERE id >= $2 AND started_at_ms >= $1 \
+                   ORDER BY started_at_ms, id";
         on_backend!(&self.backend, |pool| {
             let rows = sqlx::query(sql)
                 .bind(since.timestamp_millis())
+                .bind(lowest_id_since(since))
                 .fetch_all(pool)
                 .await?;
             rows.iter().map(read_request).collect()
@@ -240,16 +241,36 @@ impl LedgerStore {
                CAST(SUM(cache_write_tokens) AS BIGINT) AS cache_write_tokens, \
                CAST(SUM(reasoning_tokens) AS BIGINT) AS reasoning_tokens, \
                CAST(SUM(cost_micros) AS BIGINT) AS cost_micros \
-             FROM ledger_requests WHERE started_at_ms >= $1 GROUP BY {group}"
+             FROM ledger_requests WHERE id >= $2 AND started_at_ms >= $1 GROUP BY {group}"
         );
         on_backend!(&self.backend, |pool| {
             let rows = sqlx::query(&sql)
                 .bind(since.timestamp_millis())
+                .bind(lowest_id_since(since))
                 .fetch_all(pool)
                 .await?;
             rows.iter().map(read_spend).collect()
         })
     }
+}
+
+/// How far before a request's start its id's time may lie. The id is read from the
+/// clock a moment before the start time is; the margin covers that and any clock
+/// adjustment in between with room to spare.
+const ID_CLOCK_MARGIN: chrono::TimeDelta = chrono::TimeDelta::hours(1);
+
+/// A lower bound for the id of every request that started at or after `since`, so
+/// that queries by start time can walk the primary key: SQLite keeps no index on the
+/// start time (migration 0005), because its upkeep cost every insert more than the
+/// rare report gains from it.
+///
+/// Request ids are uuid v7 strings (`RequestRecord::id`), made as the request
+/// arrives; their text sorts by the millisecond they were made, and the smallest
+/// uuid v7 of a millisecond has every bit after the time (but version and variant)
+/// zero.
+fn lowest_id_since(since: DateTime<Utc>) -> String {
+    let millis = u64::try_from((since - ID_CLOCK_MARGIN).timestamp_millis()).unwrap_or(0);
+    uuid::Builder::from_unix_timestamp_millis(millis, &[0; 10]).into_uuid().hyphenated().to_string()
 }
 
 /// Opens the sqlx pool, for migrations and reads, and says where the write connection
