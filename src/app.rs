@@ -360,9 +360,9 @@ fn attribute(headers: &mut HeaderMap, attribution: &Attribution) {
     const TARGET: HeaderName = HeaderName::from_static("x-switchyard-target");
     const ATTEMPTS: HeaderName = HeaderName::from_static("x-switchyard-attempts");
     const SIMULATED: HeaderName = HeaderName::from_static("x-switchyard-simulated");
-    for (name, value) in [(ROUTE, attribution.route.as_str()), (TARGET, attribution.target.as_str())] {
-        if let Ok(value) = HeaderValue::from_str(value) {
-            headers.insert(name, value);
+    for (name, value) in [(ROUTE, &attribution.route), (TARGET, &attribution.target)] {
+        if let Some(value) = value {
+            headers.insert(name, value.clone());
         }
     }
     headers.insert(ATTEMPTS, HeaderValue::from(attribution.attempts));

@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::HeaderValue;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
@@ -63,6 +64,8 @@ pub(super) struct RouteState {
     providers: Vec<Option<(String, String)>>,
     /// Per route target: its health, which outlives the configuration.
     health: Vec<Arc<TargetHealth>>,
+    /// Per route target: what a reply it answers says about it.
+    attributions: Vec<Attribution>,
 }
 
 impl RouteState {
@@ -86,11 +89,16 @@ pub struct Inbound {
     pub anthropic_version: Option<String>,
 }
 
-/// Which target answered, for response headers and the ledger.
+/// Which target answered, for the reply's headers. The route's and each target's
+/// are made once per configuration ([`RouteState`]); a request copies them and adds
+/// its attempt count.
 #[derive(Debug, Clone)]
 pub struct Attribution {
-    pub route: String,
-    pub target: String,
+    /// The route's name as a header value; `None` when it cannot be one (a name
+    /// with control characters), and the header is left out.
+    pub route: Option<HeaderValue>,
+    /// The answering target's label ("provider/model"), likewise.
+    pub target: Option<HeaderValue>,
     pub attempts: u32,
     pub simulated: bool,
 }
@@ -199,7 +207,7 @@ impl Gateway {
     pub fn new(config: Arc<Config>, prices: Arc<PriceCatalog>, ledger: LedgerHandle, shared: Arc<Shared>) -> Gateway {
         // Each provider gets its own connection pool, so one slow upstream cannot starve
         // another of connections, and its own connect timeout.
-        let providers = config
+        let providers: BTreeMap<String, (Arc<ProviderConfig>, Arc<Provider>)> = config
             .providers
             .iter()
             .map(|(name, p)| (name.clone(), (p.clone(), Provider::from_config(p, &HttpClient::new(p.connect_timeout)))))
@@ -225,7 +233,7 @@ impl Gateway {
                 let outcomes = Outcome::ALL.map(Outcome::as_str);
                 let attempt_outcomes = AttemptOutcome::ALL.map(AttemptOutcome::as_str);
                 let metrics = RouteMetrics::new(&r.name, r.targets.iter().map(TargetConfig::label), &outcomes, &attempt_outcomes);
-                let providers = r
+                let kinds = r
                     .targets
                     .iter()
                     .map(|t| config.providers.get(&t.provider).map(|p| (p.kind().to_owned(), p.catalog.clone())))
@@ -238,7 +246,18 @@ impl Gateway {
                         shared.health.target(t.label(), &policy)
                     })
                     .collect();
-                (r.name.clone(), Arc::new(RouteState { config: r.clone(), metrics, providers, health }))
+                let route_header = HeaderValue::from_str(&r.name).ok();
+                let attributions = r
+                    .targets
+                    .iter()
+                    .map(|t| Attribution {
+                        route: route_header.clone(),
+                        target: HeaderValue::from_str(t.label()).ok(),
+                        attempts: 0,
+                        simulated: providers.get(&t.provider).is_some_and(|(_, p)| p.is_simulated()),
+                    })
+                    .collect();
+                (r.name.clone(), Arc::new(RouteState { config: r.clone(), metrics, providers: kinds, health, attributions }))
             })
             .collect();
         Gateway { config, providers, prices, ledger, shared, route_slots, target_slots, route_states }
@@ -312,12 +331,7 @@ impl Gateway {
                 self.shared.shares.record(&route.name, &provider.topology, route.share_window);
             }
         }
-        let attribution = Attribution {
-            route: route.name.clone(),
-            target: target.label().to_owned(),
-            attempts,
-            simulated: self.provider(&target.provider).is_some_and(|p| p.is_simulated()),
-        };
+        let attribution = Attribution { attempts, ..state.attributions[index].clone() };
         match established {
             Established::Complete(completion) => {
                 settlement.answered(completion.response.usage, None);
