@@ -184,16 +184,22 @@ impl Provider {
 
     /// Makes one attempt. For streams this returns once the upstream has accepted the
     /// request (headers received); the caller waits for the first event.
+    ///
+    /// Each adapter's future is boxed. Unboxed, this future is as large as the largest
+    /// of them (about 3 KiB, Vertex's and Gemini's, which hold a token fetch), whatever
+    /// the provider, and every future that awaits it (the attempt's timeout, the
+    /// attempt, its box) grows by as much and is copied whole as it is built and moved:
+    /// one allocation costs less than those copies.
     pub async fn send(&self, attempt: AttemptRequest<'_>) -> Result<Answer, UpstreamError> {
         match self {
             Provider::OpenAi(upstream) | Provider::AzureOpenAi(upstream) | Provider::OpenAiCompatible(upstream) => {
-                upstream.send(attempt).await
+                Box::pin(upstream.send(attempt)).await
             }
-            Provider::Anthropic(upstream) => upstream.send(attempt).await,
-            Provider::Bedrock(upstream) => upstream.send(attempt).await,
-            Provider::Gemini(upstream) => upstream.send(attempt).await,
-            Provider::Vertex(upstream) => upstream.send(attempt).await,
-            Provider::Sim(sim) => sim.send(attempt).await,
+            Provider::Anthropic(upstream) => Box::pin(upstream.send(attempt)).await,
+            Provider::Bedrock(upstream) => Box::pin(upstream.send(attempt)).await,
+            Provider::Gemini(upstream) => Box::pin(upstream.send(attempt)).await,
+            Provider::Vertex(upstream) => Box::pin(upstream.send(attempt)).await,
+            Provider::Sim(sim) => Box::pin(sim.send(attempt)).await,
         }
     }
 }
