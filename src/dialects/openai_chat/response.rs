@@ -1,12 +1,32 @@
 //! OpenAI chat completions to and from the canonical [`ChatResponse`].
 
+use super::summary::{scan_passthrough_summary, PassthroughSummary};
 use super::wire::*;
 use crate::canonical::*;
 
 /// Reads from an answer that is passed through unchanged only what the gateway itself
 /// needs: who answered and what it consumed. The rest is checked to be JSON and skipped
 /// without being built, so passthrough costs little more than the bytes it copies.
+///
+/// The hand-written scanner in `summary.rs` reads the usual answer; whatever it is not
+/// sure of goes to serde, so results and error messages are serde's either way.
 pub fn decode_passthrough_response(body: &[u8]) -> Result<ChatResponse, String> {
+    let summary = match scan_passthrough_summary(body) {
+        Some(summary) => summary,
+        None => read_passthrough_summary_with_serde(body)?,
+    };
+    Ok(passthrough_response(summary))
+}
+
+/// [`decode_passthrough_response`] without its fast path, for `examples/summary_cost.rs`
+/// to compare the two.
+#[doc(hidden)]
+pub fn decode_passthrough_response_serde_only(body: &[u8]) -> Result<ChatResponse, String> {
+    read_passthrough_summary_with_serde(body).map(passthrough_response)
+}
+
+/// The reading the scanner must agree with wherever it answers.
+pub(super) fn read_passthrough_summary_with_serde(body: &[u8]) -> Result<PassthroughSummary, String> {
     #[derive(serde::Deserialize)]
     struct Summary {
         #[serde(default)]
@@ -22,7 +42,11 @@ pub fn decode_passthrough_response(body: &[u8]) -> Result<ChatResponse, String> 
     if summary.choices.is_empty() {
         return Err("the answer has no choices".to_owned());
     }
-    Ok(ChatResponse {
+    Ok(PassthroughSummary { id: summary.id, model: summary.model, created: summary.created, usage: summary.usage })
+}
+
+fn passthrough_response(summary: PassthroughSummary) -> ChatResponse {
+    ChatResponse {
         id: summary.id,
         model: summary.model,
         content: Vec::new(),
@@ -30,7 +54,7 @@ pub fn decode_passthrough_response(body: &[u8]) -> Result<ChatResponse, String> 
         stop_sequence: None,
         usage: summary.usage.map(usage_from_wire).unwrap_or_default(),
         created: summary.created,
-    })
+    }
 }
 
 /// Converts an upstream's answer. Only the first choice is read: the canonical answer
