@@ -365,7 +365,13 @@ fn attribute(headers: &mut HeaderMap, attribution: &Attribution) {
             headers.insert(name, value.clone());
         }
     }
-    headers.insert(ATTEMPTS, HeaderValue::from(attribution.attempts));
+    // Counts up to nine, nearly every reply's, without formatting a number.
+    const DIGITS: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
+    let attempts = match DIGITS.get(attribution.attempts as usize) {
+        Some(count) => HeaderValue::from_static(count),
+        None => HeaderValue::from(attribution.attempts),
+    };
+    headers.insert(ATTEMPTS, attempts);
     if attribution.simulated {
         headers.insert(SIMULATED, HeaderValue::from_static("true"));
     }
@@ -568,5 +574,16 @@ mod tests {
         let multi = runtime_for(3).unwrap();
         assert_eq!(multi.handle().runtime_flavor(), RuntimeFlavor::MultiThread);
         assert_eq!(multi.metrics().num_workers(), 3);
+    }
+
+    #[test]
+    fn the_attempts_header_gives_every_count_in_decimal() {
+        for attempts in 0..=12 {
+            let mut headers = axum::http::HeaderMap::new();
+            let attribution = super::Attribution { route: None, target: None, attempts, simulated: false };
+            super::attribute(&mut headers, &attribution);
+            assert_eq!(headers["x-switchyard-attempts"], attempts.to_string().as_str());
+            assert!(!headers.contains_key("x-switchyard-route"));
+        }
     }
 }

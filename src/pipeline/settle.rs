@@ -54,7 +54,7 @@ impl Settlement {
         prices: Arc<PriceCatalog>,
     ) -> Settlement {
         let request = RequestRecord {
-            id: uuid::Uuid::now_v7().to_string(),
+            id: request_id(),
             started_at: chrono::Utc::now(),
             route: route.config.name.clone(),
             key_id: inbound.key_id.clone(),
@@ -241,7 +241,7 @@ impl Settlement {
             request.target = Some(answering.target.clone());
             request.provider = Some(answering.provider.clone());
             request.provider_kind = Some(answering.provider_kind.clone());
-            request.model = Some(self.answered_model.clone().unwrap_or_else(|| answering.model.clone()));
+            request.model = Some(self.answered_model.take().unwrap_or_else(|| answering.model.clone()));
             request.ttft_ms = answering.ttft_ms;
         }
         self.metrics(latency);
@@ -267,6 +267,13 @@ impl Settlement {
 }
 
 /// A request record with nothing filled in; allocates nothing.
+/// A new request id: a uuid v7, hyphenated, lower case (what the ledger's reports by
+/// time rely on), written straight into its string.
+fn request_id() -> String {
+    let mut text = [0; uuid::fmt::Hyphenated::LENGTH];
+    uuid::Uuid::now_v7().hyphenated().encode_lower(&mut text).to_owned()
+}
+
 fn blank_request() -> RequestRecord {
     RequestRecord {
         id: String::new(),
