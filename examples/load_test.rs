@@ -448,7 +448,7 @@ async fn check_ledger(args: &Args, url: &str) -> i32 {
             duplicates += 1;
         }
         *outcomes.entry(request.outcome.as_str().to_owned()).or_default() += 1;
-        *answered.entry(request.target.clone().unwrap_or("(none)".into())).or_default() += 1;
+        *answered.entry(request.target.as_deref().unwrap_or("(none)").to_owned()).or_default() += 1;
         if let Some(reason) = &request.failover_reason {
             *failover_reasons.entry(reason.clone()).or_default() += 1;
         }
@@ -472,7 +472,7 @@ async fn check_ledger(args: &Args, url: &str) -> i32 {
         for (i, attempt) in attempts.iter().enumerate() {
             targets_tried.insert(attempt.target.clone());
             let outcome = attempt.outcome.as_str();
-            *attempts_by_target.entry(attempt.target.clone()).or_default().entry(outcome.to_owned()).or_default() += 1;
+            *attempts_by_target.entry(attempt.target.to_string()).or_default().entry(outcome.to_owned()).or_default() += 1;
             if let Some(kind) = &attempt.error_kind {
                 *error_kinds.entry(kind.clone()).or_default() += 1;
             }

@@ -269,7 +269,7 @@ async fn with_a_healthy_secondary(fault: Fault, mode: Mode) {
     assert_eq!(request.attempt_count, 2);
     assert_eq!(attempts.len(), 2);
     let failed = &attempts[0];
-    assert_eq!(failed.target, "primary/model-a");
+    assert_eq!(&*failed.target, "primary/model-a");
     assert_eq!(failed.outcome, AttemptOutcome::Failed);
     assert_eq!(failed.error_kind.as_deref(), Some(kind), "{fault:?} {mode:?}");
     assert_eq!(failed.status, status, "{fault:?} {mode:?}");

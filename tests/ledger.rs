@@ -34,10 +34,10 @@ fn attempt(request_id: &str, index: u32, target: &str, outcome: AttemptOutcome) 
     AttemptRecord {
         request_id: request_id.to_string(),
         index,
-        target: target.to_string(),
-        provider: provider.to_string(),
-        provider_kind: "sim".to_string(),
-        model: model.to_string(),
+        target: target.into(),
+        provider: provider.into(),
+        provider_kind: "sim".into(),
+        model: model.into(),
         started_at: at(i64::from(index) * 400),
         latency_ms: 380,
         ttft_ms: ok.then_some(120),
@@ -59,14 +59,14 @@ fn request(id: &str, route: &str, started_ms: i64, answered_by: Option<&str>) ->
     RequestRecord {
         id: id.to_string(),
         started_at: at(started_ms),
-        route: route.to_string(),
+        route: route.into(),
         key_id: "key_team_a".to_string(),
         front_door: "openai-chat".to_string(),
         stream: true,
-        target: answered_by.map(str::to_string),
-        provider: answered_by.map(|t| t.split('/').next().unwrap().to_string()),
-        provider_kind: answered_by.map(|_| "sim".to_string()),
-        model: answered_by.map(|t| t.split('/').nth(1).unwrap().to_string()),
+        target: answered_by.map(Into::into),
+        provider: answered_by.map(|t| t.split('/').next().unwrap().into()),
+        provider_kind: answered_by.map(|_| "sim".into()),
+        model: answered_by.map(|t| t.split('/').nth(1).unwrap().into()),
         usage: if answered_by.is_some() {
             usage(1_000, 200)
         } else {
@@ -166,7 +166,7 @@ async fn text_of_every_kind_and_batches_of_every_size_round_trip_exactly() {
     let store = memory_store().await;
     let mut odd = failover("req-odd", 0);
     odd.request.key_id = String::new();
-    odd.request.route = "r\u{e9}sum\u{e9}s-\u{8def}\u{7531}-\u{1f680}".to_string();
+    odd.request.route = "r\u{e9}sum\u{e9}s-\u{8def}\u{7531}-\u{1f680}".into();
     odd.request.failover_reason = Some(format!("quote ' double \" semicolon; -- {}", "x".repeat(100_000)));
     odd.attempts[0].error_kind = Some(String::new());
     let mut entries = vec![odd];
@@ -213,7 +213,7 @@ async fn an_only_attempt_that_differs_from_its_request_gets_a_row_and_round_trip
         ("time to first token", |e| e.attempts[0].ttft_ms = Some(7)),
         ("tokens", |e| e.attempts[0].usage.reasoning_tokens += 1),
         ("cost", |e| e.attempts[0].cost_micros += 1),
-        ("provider", |e| e.attempts[0].provider = "other".to_string()),
+        ("provider", |e| e.attempts[0].provider = "other".into()),
         ("error kind", |e| e.attempts[0].error_kind = Some("stream_cut".to_string())),
         ("retry-after", |e| e.attempts[0].retry_after_ms = Some(10)),
         ("cancelled", |e| e.attempts[0].outcome = AttemptOutcome::Cancelled),
@@ -232,7 +232,7 @@ async fn an_only_attempt_that_differs_from_its_request_gets_a_row_and_round_trip
     // What the row holds of its attempt may differ from the request's: still held.
     let kept: [Change; 4] = [
         |e| e.attempts[0].priced = false,
-        |e| e.attempts[0].model = "configured-name".to_string(),
+        |e| e.attempts[0].model = "configured-name".into(),
         |e| e.attempts[0].status = None,
         |e| e.attempts[0].status = Some(299),
     ];

@@ -650,7 +650,7 @@ mod no_silent_loss {
         assert_eq!(row.attempt_count, 2);
         assert_eq!(row.outcome.as_str(), "success");
         assert_eq!(attempts[0].error_kind.as_deref(), Some("unsupported_feature"), "{attempts:?}");
-        assert_eq!(attempts[0].target, "aws/anthropic.claude-3-5-haiku-20241022-v1:0");
+        assert_eq!(&*attempts[0].target, "aws/anthropic.claude-3-5-haiku-20241022-v1:0");
         assert_eq!(attempts[1].outcome.as_str(), "success");
         assert_eq!(row.usage, canonical(usage));
         gateway.shutdown().await;

@@ -572,7 +572,7 @@ async fn hedged(stream: bool) {
     assert_eq!(request.outcome, Outcome::Success);
     assert_eq!(request.target.as_deref(), Some("secondary/model-b"));
     assert_eq!(attempts.len(), 2);
-    assert_eq!(attempts[0].target, "primary/model-a");
+    assert_eq!(&*attempts[0].target, "primary/model-a");
     assert_eq!(attempts[0].outcome, AttemptOutcome::Cancelled);
     assert_eq!(attempts[0].error_kind.as_deref(), Some("hedge_lost"));
     assert_eq!(attempts[1].outcome, AttemptOutcome::Success);
@@ -820,11 +820,11 @@ async fn the_answer_names_the_model_and_target_that_really_answered() {
 
     let rows = ledger(&gateway).await;
     for ((request, attempts), seen) in rows.iter().zip([&plain, &streamed]) {
-        assert_eq!(request.target, seen.target);
+        assert_eq!(request.target.as_deref(), seen.target.as_deref());
         assert_eq!(Some(request.attempt_count.to_string()), seen.attempts);
         // The ledger names the snapshot the upstream said answered, as the client sees it.
         assert_eq!(request.model.as_deref(), Some("model-b-2025-01-01"));
-        assert_eq!(attempts.last().unwrap().target, "secondary/model-b");
+        assert_eq!(&*attempts.last().unwrap().target, "secondary/model-b");
     }
     assert_billed_once(&rows, ANSWER_COST);
     gateway.shutdown().await;
@@ -944,7 +944,7 @@ async fn a_client_that_leaves_during_failover_still_leaves_one_entry_listing_the
     assert_eq!(request.outcome, Outcome::Cancelled);
     assert_eq!(request.cost_micros, 0);
     assert_eq!(attempts.len(), 1, "the primary was called, so its attempt is listed: {request:?}");
-    assert_eq!(attempts[0].target, "primary/model-a");
+    assert_eq!(&*attempts[0].target, "primary/model-a");
     assert_eq!(attempts[0].outcome, AttemptOutcome::Cancelled);
     gateway.shutdown().await;
 }

@@ -4,6 +4,8 @@
 //! These are plain data: the pipeline fills them in, the writer persists them, the
 //! store reads them back. Nothing here knows about SQL or about how prices are found.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -20,6 +22,10 @@ pub struct LedgerEntry {
 }
 
 /// What the client asked for and what it got, summed over all attempts.
+///
+/// Names that come from the configuration (route, target, provider, its kind, the
+/// configured model) are shared (`Arc<str>`): every request repeats them, and the
+/// gateway hands out one copy per configuration instead of allocating them per request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RequestRecord {
     /// A uuid v7 string (hyphenated, lower case), made as the request arrives; the
@@ -27,19 +33,19 @@ pub struct RequestRecord {
     /// were made (`store::lowest_id_since`).
     pub id: String,
     pub started_at: DateTime<Utc>,
-    pub route: String,
+    pub route: Arc<str>,
     /// Id of the client key, never the secret ("anonymous" when auth is off).
     pub key_id: String,
     /// Dialect name of the front door, e.g. "openai-chat".
     pub front_door: String,
     pub stream: bool,
     /// Answering target "provider/model"; `None` if no attempt succeeded.
-    pub target: Option<String>,
+    pub target: Option<Arc<str>>,
     /// Configured provider name of the answering target.
-    pub provider: Option<String>,
+    pub provider: Option<Arc<str>>,
     /// "openai", "azure-openai", "openai-compatible", "sim", ...
-    pub provider_kind: Option<String>,
-    pub model: Option<String>,
+    pub provider_kind: Option<Arc<str>>,
+    pub model: Option<Arc<str>>,
     /// Sum over all attempts that consumed tokens.
     pub usage: Usage,
     /// Sum over attempts, in micro-dollars.
@@ -60,10 +66,10 @@ pub struct AttemptRecord {
     pub request_id: String,
     /// 0 for the first attempt; unique within a request.
     pub index: u32,
-    pub target: String,
-    pub provider: String,
-    pub provider_kind: String,
-    pub model: String,
+    pub target: Arc<str>,
+    pub provider: Arc<str>,
+    pub provider_kind: Arc<str>,
+    pub model: Arc<str>,
     pub started_at: DateTime<Utc>,
     pub latency_ms: u64,
     pub ttft_ms: Option<u64>,

@@ -4,6 +4,8 @@
 //! small trait both backends' row types implement, so each record is decoded by one
 //! function instead of one per backend. No SQL lives here.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
@@ -78,9 +80,9 @@ pub(super) fn inline_attempt(entry: &LedgerEntry) -> Option<&AttemptRecord> {
         && a.outcome == AttemptOutcome::Success
         && a.error_kind.is_none()
         && a.retry_after_ms.is_none()
-        && r.target.as_deref() == Some(a.target.as_str())
-        && r.provider.as_deref() == Some(a.provider.as_str())
-        && r.provider_kind.as_deref() == Some(a.provider_kind.as_str())
+        && r.target.as_deref() == Some(&*a.target)
+        && r.provider.as_deref() == Some(&*a.provider)
+        && r.provider_kind.as_deref() == Some(&*a.provider_kind)
         && a.usage == r.usage
         && a.cost_micros == r.cost_micros
         && a.ttft_ms == r.ttft_ms;
@@ -357,14 +359,14 @@ pub(super) fn read_request(row: &impl ReadRow) -> Result<RequestRecord, StoreErr
         .ok_or_else(|| d.corrupt(format!("unknown outcome {outcome_name:?}")))?;
     Ok(RequestRecord {
         started_at: d.time("started_at_ms", row.int("started_at_ms")?)?,
-        route: row.text("route")?,
+        route: row.text("route")?.into(),
         key_id: row.text("key_id")?,
         front_door: row.text("front_door")?,
         stream: row.flag("stream")?,
-        target: row.opt_text("target")?,
-        provider: row.opt_text("provider")?,
-        provider_kind: row.opt_text("provider_kind")?,
-        model: row.opt_text("model")?,
+        target: row.opt_text("target")?.map(Arc::from),
+        provider: row.opt_text("provider")?.map(Arc::from),
+        provider_kind: row.opt_text("provider_kind")?.map(Arc::from),
+        model: row.opt_text("model")?.map(Arc::from),
         usage: d.usage(row)?,
         cost_micros: row.int("cost_micros")?,
         latency_ms: d.unsigned("latency_ms", row.int("latency_ms")?)?,
@@ -385,10 +387,10 @@ pub(super) fn read_attempt(row: &impl ReadRow) -> Result<AttemptRecord, StoreErr
         .ok_or_else(|| d.corrupt(format!("unknown attempt outcome {outcome_name:?}")))?;
     Ok(AttemptRecord {
         index: d.unsigned("attempt_index", i64::from(row.small("attempt_index")?))?,
-        target: row.text("target")?,
-        provider: row.text("provider")?,
-        provider_kind: row.text("provider_kind")?,
-        model: row.text("model")?,
+        target: row.text("target")?.into(),
+        provider: row.text("provider")?.into(),
+        provider_kind: row.text("provider_kind")?.into(),
+        model: row.text("model")?.into(),
         started_at: d.time("started_at_ms", row.int("started_at_ms")?)?,
         latency_ms: d.unsigned("latency_ms", row.int("latency_ms")?)?,
         ttft_ms: d.opt_unsigned("ttft_ms", row.opt_int("ttft_ms")?)?,

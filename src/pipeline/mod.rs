@@ -66,6 +66,20 @@ pub(super) struct RouteState {
     health: Vec<Arc<TargetHealth>>,
     /// Per route target: what a reply it answers says about it.
     attributions: Vec<Attribution>,
+    /// The route's name as its requests' ledger records hold it.
+    name: Arc<str>,
+    /// Per route target: its names as the ledger records them.
+    names: Vec<TargetNames>,
+}
+
+/// A route target's names in the ledger's records, made once per configuration and
+/// shared by every request's record.
+pub(super) struct TargetNames {
+    pub(super) label: Arc<str>,
+    pub(super) provider: Arc<str>,
+    /// The provider's kind; empty when the provider is not configured.
+    pub(super) kind: Arc<str>,
+    pub(super) model: Arc<str>,
 }
 
 impl RouteState {
@@ -257,7 +271,18 @@ impl Gateway {
                         simulated: providers.get(&t.provider).is_some_and(|(_, p)| p.is_simulated()),
                     })
                     .collect();
-                (r.name.clone(), Arc::new(RouteState { config: r.clone(), metrics, providers: kinds, health, attributions }))
+                let names = r
+                    .targets
+                    .iter()
+                    .map(|t| TargetNames {
+                        label: t.label().into(),
+                        provider: t.provider.as_str().into(),
+                        kind: config.providers.get(&t.provider).map_or("", |p| p.kind()).into(),
+                        model: t.model.as_str().into(),
+                    })
+                    .collect();
+                let state = RouteState { config: r.clone(), metrics, providers: kinds, health, attributions, name: r.name.as_str().into(), names };
+                (r.name.clone(), Arc::new(state))
             })
             .collect();
         Gateway { config, providers, prices, ledger, shared, route_slots, target_slots, route_states }

@@ -11,9 +11,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{Inbound, RouteState};
+use super::{Inbound, RouteState, TargetNames};
 use crate::canonical::{StreamEvent, Usage};
-use crate::config::TargetConfig;
 use crate::ledger::{AttemptOutcome, AttemptRecord, LedgerEntry, LedgerHandle, Outcome, PriceCatalog, RequestRecord};
 use crate::providers::UpstreamError;
 use crate::routing::{AttemptGuard, AttemptLog, AttemptReport, AttemptResult};
@@ -56,11 +55,10 @@ impl Settlement {
         let request = RequestRecord {
             id: request_id(),
             started_at: chrono::Utc::now(),
-            route: route.config.name.clone(),
             key_id: inbound.key_id.clone(),
             front_door: inbound.front_door.as_str().to_owned(),
             stream: inbound.request.stream,
-            ..blank_request()
+            ..blank_request(route.name.clone())
         };
         Settlement { pending: Vec::new(), route, ledger, prices, request, attempts: Vec::new(), targets: Vec::new(), answering: None, answer_started: None, started: Instant::now(), done: false, answered_model: None, permits: Vec::new(), stream_health: None }
     }
@@ -83,13 +81,12 @@ impl Settlement {
         self.targets.reserve_exact(self.pending.len());
         let route = self.route.clone();
         for log in std::mem::take(&mut self.pending) {
-            let Some(target) = route.config.targets.get(log.target) else { continue };
-            let kind = route.provider(log.target).map(|(kind, _)| kind.clone());
-            self.attempt(log.target, target, kind.unwrap_or_default(), &log);
+            let Some(names) = route.names.get(log.target) else { continue };
+            self.attempt(log.target, names, &log);
         }
     }
 
-    fn attempt(&mut self, index: usize, target: &TargetConfig, provider_kind: String, log: &AttemptLog) {
+    fn attempt(&mut self, index: usize, names: &TargetNames, log: &AttemptLog) {
         let error = log.error();
         if log.result == AttemptResult::Success {
             self.answering = Some(self.attempts.len());
@@ -102,10 +99,10 @@ impl Settlement {
         self.attempts.push(AttemptRecord {
             request_id: self.request.id.clone(),
             index: self.attempts.len() as u32,
-            target: target.label().to_owned(),
-            provider: target.provider.clone(),
-            provider_kind,
-            model: target.model.clone(),
+            target: names.label.clone(),
+            provider: names.provider.clone(),
+            provider_kind: names.kind.clone(),
+            model: names.model.clone(),
             started_at: log.started_at,
             latency_ms: log.elapsed.as_millis() as u64,
             ttft_ms: None,
@@ -241,14 +238,14 @@ impl Settlement {
             request.target = Some(answering.target.clone());
             request.provider = Some(answering.provider.clone());
             request.provider_kind = Some(answering.provider_kind.clone());
-            request.model = Some(self.answered_model.take().unwrap_or_else(|| answering.model.clone()));
+            request.model = Some(self.answered_model.take().map_or_else(|| answering.model.clone(), Arc::from));
             request.ttft_ms = answering.ttft_ms;
         }
         self.metrics(latency);
         let attempts = std::mem::take(&mut self.attempts);
         self.targets.clear();
         // The record goes to the ledger; what stays behind is never read again.
-        let request = std::mem::replace(&mut self.request, blank_request());
+        let request = std::mem::replace(&mut self.request, blank_request(self.route.name.clone()));
         self.ledger.record(LedgerEntry { request, attempts });
     }
 
@@ -274,11 +271,13 @@ fn request_id() -> String {
     uuid::Uuid::now_v7().hyphenated().encode_lower(&mut text).to_owned()
 }
 
-fn blank_request() -> RequestRecord {
+/// A record with nothing in it yet but its route (shared, so making one allocates
+/// nothing for it).
+fn blank_request(route: Arc<str>) -> RequestRecord {
     RequestRecord {
         id: String::new(),
         started_at: chrono::DateTime::<chrono::Utc>::UNIX_EPOCH,
-        route: String::new(),
+        route,
         key_id: String::new(),
         front_door: String::new(),
         stream: false,
