@@ -60,33 +60,27 @@ pub struct Gateway {
 pub(super) struct RouteState {
     config: Arc<RouteConfig>,
     metrics: RouteMetrics,
-    /// Per route target: its provider's kind and price-catalog id.
-    providers: Vec<Option<(String, String)>>,
     /// Per route target: its health, which outlives the configuration.
     health: Vec<Arc<TargetHealth>>,
-    /// Per route target: what a reply it answers says about it.
-    attributions: Vec<Attribution>,
     /// The route's name as its requests' ledger records hold it.
     name: Arc<str>,
-    /// Per route target: its names as the ledger records them.
-    names: Vec<TargetNames>,
+    /// Per route target: what its requests record and say about it.
+    targets: Vec<TargetFacts>,
 }
 
-/// A route target's names in the ledger's records, made once per configuration and
-/// shared by every request's record.
-pub(super) struct TargetNames {
+/// What a route's requests record and say about one of its targets, made once per
+/// configuration. The names are shared by every request's ledger record instead of
+/// copied into each.
+pub(super) struct TargetFacts {
     pub(super) label: Arc<str>,
     pub(super) provider: Arc<str>,
     /// The provider's kind; empty when the provider is not configured.
     pub(super) kind: Arc<str>,
     pub(super) model: Arc<str>,
-}
-
-impl RouteState {
-    /// The kind and price-catalog id of the provider behind route target `index`.
-    fn provider(&self, index: usize) -> Option<&(String, String)> {
-        self.providers.get(index)?.as_ref()
-    }
+    /// The provider's price-catalog id; empty when the provider is not configured.
+    pub(super) catalog: String,
+    /// What a reply the target answers says about it (its attempt count left at 0).
+    attribution: Attribution,
 }
 
 /// A decoded request as it leaves the front door.
@@ -247,11 +241,6 @@ impl Gateway {
                 let outcomes = Outcome::ALL.map(Outcome::as_str);
                 let attempt_outcomes = AttemptOutcome::ALL.map(AttemptOutcome::as_str);
                 let metrics = RouteMetrics::new(&r.name, r.targets.iter().map(TargetConfig::label), &outcomes, &attempt_outcomes);
-                let kinds = r
-                    .targets
-                    .iter()
-                    .map(|t| config.providers.get(&t.provider).map(|p| (p.kind().to_owned(), p.catalog.clone())))
-                    .collect();
                 let health = r
                     .targets
                     .iter()
@@ -261,27 +250,27 @@ impl Gateway {
                     })
                     .collect();
                 let route_header = HeaderValue::from_str(&r.name).ok();
-                let attributions = r
+                let targets = r
                     .targets
                     .iter()
-                    .map(|t| Attribution {
-                        route: route_header.clone(),
-                        target: HeaderValue::from_str(t.label()).ok(),
-                        attempts: 0,
-                        simulated: providers.get(&t.provider).is_some_and(|(_, p)| p.is_simulated()),
+                    .map(|t| {
+                        let provider = config.providers.get(&t.provider);
+                        TargetFacts {
+                            label: t.label().into(),
+                            provider: t.provider.as_str().into(),
+                            kind: provider.map_or("", |p| p.kind()).into(),
+                            model: t.model.as_str().into(),
+                            catalog: provider.map(|p| p.catalog.clone()).unwrap_or_default(),
+                            attribution: Attribution {
+                                route: route_header.clone(),
+                                target: HeaderValue::from_str(t.label()).ok(),
+                                attempts: 0,
+                                simulated: providers.get(&t.provider).is_some_and(|(_, p)| p.is_simulated()),
+                            },
+                        }
                     })
                     .collect();
-                let names = r
-                    .targets
-                    .iter()
-                    .map(|t| TargetNames {
-                        label: t.label().into(),
-                        provider: t.provider.as_str().into(),
-                        kind: config.providers.get(&t.provider).map_or("", |p| p.kind()).into(),
-                        model: t.model.as_str().into(),
-                    })
-                    .collect();
-                let state = RouteState { config: r.clone(), metrics, providers: kinds, health, attributions, name: r.name.as_str().into(), names };
+                let state = RouteState { config: r.clone(), metrics, health, name: r.name.as_str().into(), targets };
                 (r.name.clone(), Arc::new(state))
             })
             .collect();
@@ -356,7 +345,7 @@ impl Gateway {
                 self.shared.shares.record(&route.name, &provider.topology, route.share_window);
             }
         }
-        let attribution = Attribution { attempts, ..state.attributions[index].clone() };
+        let attribution = Attribution { attempts, ..state.targets[index].attribution.clone() };
         match established {
             Established::Complete(completion) => {
                 settlement.answered(completion.response.usage, None);

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{Inbound, RouteState, TargetNames};
+use super::{Inbound, RouteState, TargetFacts};
 use crate::canonical::{StreamEvent, Usage};
 use crate::ledger::{AttemptOutcome, AttemptRecord, LedgerEntry, LedgerHandle, Outcome, PriceCatalog, RequestRecord};
 use crate::providers::UpstreamError;
@@ -81,12 +81,12 @@ impl Settlement {
         self.targets.reserve_exact(self.pending.len());
         let route = self.route.clone();
         for log in std::mem::take(&mut self.pending) {
-            let Some(names) = route.names.get(log.target) else { continue };
-            self.attempt(log.target, names, &log);
+            let Some(facts) = route.targets.get(log.target) else { continue };
+            self.attempt(log.target, facts, &log);
         }
     }
 
-    fn attempt(&mut self, index: usize, names: &TargetNames, log: &AttemptLog) {
+    fn attempt(&mut self, index: usize, facts: &TargetFacts, log: &AttemptLog) {
         let error = log.error();
         if log.result == AttemptResult::Success {
             self.answering = Some(self.attempts.len());
@@ -99,10 +99,10 @@ impl Settlement {
         self.attempts.push(AttemptRecord {
             request_id: self.request.id.clone(),
             index: self.attempts.len() as u32,
-            target: names.label.clone(),
-            provider: names.provider.clone(),
-            provider_kind: names.kind.clone(),
-            model: names.model.clone(),
+            target: facts.label.clone(),
+            provider: facts.provider.clone(),
+            provider_kind: facts.kind.clone(),
+            model: facts.model.clone(),
             started_at: log.started_at,
             latency_ms: log.elapsed.as_millis() as u64,
             ttft_ms: None,
@@ -211,8 +211,8 @@ impl Settlement {
         }
         // Each attempt is priced at the rate in force when it started.
         for (attempt, &index) in self.attempts.iter_mut().zip(&self.targets) {
-            let catalog = self.route.provider(index).map_or("", |(_, catalog)| catalog.as_str());
-            let Some(target) = self.route.config.targets.get(index) else { continue };
+            let (Some(facts), Some(target)) = (self.route.targets.get(index), self.route.config.targets.get(index)) else { continue };
+            let catalog = facts.catalog.as_str();
             let model = target.priced_as.as_deref().unwrap_or(&target.model);
             if let Some(price) = self.prices.price_at(catalog, model, attempt.started_at) {
                 attempt.cost_micros = price.cost_micros(&attempt.usage);
@@ -263,7 +263,6 @@ impl Settlement {
     }
 }
 
-/// A request record with nothing filled in; allocates nothing.
 /// A new request id: a uuid v7, hyphenated, lower case (what the ledger's reports by
 /// time rely on), written straight into its string.
 fn request_id() -> String {
@@ -271,8 +270,8 @@ fn request_id() -> String {
     uuid::Uuid::now_v7().hyphenated().encode_lower(&mut text).to_owned()
 }
 
-/// A record with nothing in it yet but its route (shared, so making one allocates
-/// nothing for it).
+/// A request record with nothing filled in but its route, which is shared: making one
+/// allocates nothing.
 fn blank_request(route: Arc<str>) -> RequestRecord {
     RequestRecord {
         id: String::new(),
