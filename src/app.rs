@@ -17,6 +17,7 @@ use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use axum::ServiceExt as _;
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -144,7 +145,7 @@ pub async fn start_with_file(config: Config, listener: TcpListener, config_path:
     let addr = listener.local_addr()?;
     let stop = CancellationToken::new();
     let server = tokio::spawn({
-        let app = router(state.clone());
+        let app = FrontDoors::new(state.clone()).into_make_service();
         let stop = stop.clone();
         async move { axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await }
     });
@@ -200,6 +201,81 @@ impl RunningGateway {
     }
 }
 
+/// The server's service. The two chat front doors, nearly every request a gateway
+/// serves, go straight to their handler; everything else goes through the [`router`].
+///
+/// Why not the router for all of it: for each request axum's router records the matched
+/// path and the URL parameters in the request's extensions, clones the route's boxed
+/// service and boxes three futures on the way to the handler, about fifteen allocations
+/// that cost more CPU per proxied request than the route lookup saves anyone
+/// (BENCHMARKS.md). The router still has the chat routes, and takes them over when
+/// HTTP tracing is on, so that its trace layer sees every request.
+#[derive(Clone)]
+struct FrontDoors {
+    state: Arc<AppState>,
+    router: Router,
+    /// Whether the chat front doors skip the router (false while HTTP tracing is on).
+    direct: bool,
+}
+
+impl FrontDoors {
+    fn new(state: Arc<AppState>) -> Self {
+        FrontDoors { router: router(state.clone()), direct: !http_tracing_enabled(), state }
+    }
+
+    /// The dialect of a request for one of the chat front doors.
+    fn chat_dialect(request: &axum::extract::Request) -> Option<Dialect> {
+        if request.method() != axum::http::Method::POST {
+            return None;
+        }
+        match request.uri().path() {
+            "/v1/chat/completions" => Some(Dialect::OpenAiChat),
+            "/v1/messages" => Some(Dialect::AnthropicMessages),
+            _ => None,
+        }
+    }
+}
+
+type DirectFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response, std::convert::Infallible>> + Send>>;
+
+impl tower::Service<axum::extract::Request> for FrontDoors {
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = futures_util::future::Either<DirectFuture, <Router as tower::Service<axum::extract::Request>>::Future>;
+
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: axum::extract::Request) -> Self::Future {
+        use futures_util::FutureExt;
+        match Self::chat_dialect(&request).filter(|_| self.direct) {
+            Some(dialect) => {
+                let state = self.state.clone();
+                // The one box per request: the pipeline's state machine is large, and boxed
+                // the server stack moves a pointer instead of it.
+                futures_util::future::Either::Left(Box::pin(async move {
+                    let (parts, body) = request.into_parts();
+                    let handled = std::panic::AssertUnwindSafe(front_door(&state, dialect, &parts.headers, body)).catch_unwind().await;
+                    Ok(handled.unwrap_or_else(|_| internal_error_response()))
+                }))
+            }
+            None => futures_util::future::Either::Right(self.router.call(request)),
+        }
+    }
+}
+
+/// What a client sees when a handler panicked (the panic itself is logged by the hook).
+fn internal_error_response() -> Response {
+    let error = ApiError::new(500, ErrorCategory::Internal, "The gateway hit an internal error.");
+    error_response(Dialect::OpenAiChat, &error)
+}
+
+/// Whether the HTTP trace layer's debug events are enabled (RUST_LOG).
+fn http_tracing_enabled() -> bool {
+    tracing::enabled!(target: "tower_http::trace", tracing::Level::DEBUG)
+}
+
 pub fn router(state: Arc<AppState>) -> Router {
     let router = Router::new()
         .route("/v1/chat/completions", post(chat_completions))
@@ -211,13 +287,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics))
         .route("/admin/api/health", get(admin_health))
         .route("/admin/api/reload", post(admin_reload))
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
-            let error = ApiError::new(500, ErrorCategory::Internal, "The gateway hit an internal error.");
-            error_response(Dialect::OpenAiChat, &error)
-        }));
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| internal_error_response()));
     // A span and two events per request cost CPU even when no one reads them, so the
     // HTTP trace layer is there only when its debug events are enabled (RUST_LOG).
-    let router = if tracing::enabled!(target: "tower_http::trace", tracing::Level::DEBUG) {
+    let router = if http_tracing_enabled() {
         router.layer(tower_http::trace::TraceLayer::new_for_http())
     } else {
         router
@@ -523,21 +596,38 @@ fn authenticate(keys: &[ClientKey], headers: &HeaderMap) -> Result<String, Gatew
 }
 
 /// Reads the body, refusing anything over the limit with 413 before buffering it all.
+///
+/// A body that arrives as one frame (nearly every request body) is kept as it came,
+/// without a copy; `http_body_util`'s `collect` would first queue its frames.
 async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, GatewayError> {
     let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|len| len > limit) {
         return Err(GatewayError::BodyTooLarge { limit });
     }
-    let limited = http_body_util::Limited::new(body, limit);
-    match limited.collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(GatewayError::BodyTooLarge { limit }),
-        Err(e) => Err(GatewayError::BadRequest(ApiError::new(
-            400,
-            crate::canonical::ErrorCategory::InvalidRequest,
-            format!("The request body could not be read: {e}"),
-        ))),
+    let mut body = body;
+    let mut first = Bytes::new();
+    let mut joined: Option<bytes::BytesMut> = None;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            GatewayError::BadRequest(ApiError::new(400, ErrorCategory::InvalidRequest, format!("The request body could not be read: {e}")))
+        })?;
+        let Ok(data) = frame.into_data() else { continue }; // trailers
+        let read = first.len() + joined.as_ref().map_or(0, bytes::BytesMut::len) + data.len();
+        if read > limit {
+            return Err(GatewayError::BodyTooLarge { limit });
+        }
+        match &mut joined {
+            Some(joined) => joined.extend_from_slice(&data),
+            None if first.is_empty() => first = data,
+            None => {
+                let mut buffer = bytes::BytesMut::with_capacity(declared.unwrap_or(read).clamp(read, limit));
+                buffer.extend_from_slice(&first);
+                buffer.extend_from_slice(&data);
+                joined = Some(buffer);
+            }
+        }
     }
+    Ok(joined.map_or(first, bytes::BytesMut::freeze))
 }
 
 /// Renders an error in the client's dialect; the one place client errors are logged.

@@ -4,6 +4,7 @@
 
 mod support;
 
+use futures_util::StreamExt;
 use serde_json::{json, Value};
 use support::openai_wire::completion;
 use support::{client, mock_config, read_json, JsonBody, MockUpstream, Reply, TestGateway};
@@ -82,6 +83,57 @@ async fn a_body_over_the_limit_is_413_before_any_upstream_call() {
     let body = read_json(response).await;
     assert_openai_error_shape(&body);
     assert!(body["error"]["message"].as_str().unwrap().contains("2048 bytes"));
+    assert_eq!(upstream.request_count(), 0);
+}
+
+/// Posts `pieces` as a chunked body (no content-length), one chunk each, with a pause
+/// between them so that the gateway reads them as separate frames.
+async fn post_chunked(gateway: &TestGateway, pieces: Vec<String>) -> reqwest::Response {
+    let chunks = futures_util::stream::iter(pieces).then(|piece| async move {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        Ok::<_, std::io::Error>(piece)
+    });
+    client()
+        .post(format!("{}/v1/chat/completions", gateway.url))
+        .header("content-type", "application/json")
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_body_sent_in_several_chunks_is_read_whole() {
+    let (upstream, gateway) = gateway().await;
+    let body = r#"{"model":"chat","messages":[{"role":"user","content":"split across chunks"}]}"#;
+    let pieces = body.as_bytes().chunks(9).map(|c| String::from_utf8(c.to_vec()).unwrap()).collect();
+    let response = post_chunked(&gateway, pieces).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(upstream.last_request().json()["messages"][0]["content"], "split across chunks");
+}
+
+#[tokio::test]
+async fn a_chunked_body_over_the_limit_is_413_without_a_declared_length() {
+    let upstream = MockUpstream::start().await;
+    let config = mock_config(&upstream).replace("[ledger]", "[server]\nmax_body_bytes = 2048\n\n[ledger]");
+    let gateway = TestGateway::start(&config).await;
+    let pieces = std::iter::once(r#"{"model":"chat","messages":[{"role":"user","content":""#.to_owned())
+        .chain(std::iter::repeat_n("x".repeat(500), 5))
+        .chain(std::iter::once(r#""}]}"#.to_owned()))
+        .collect();
+    let response = post_chunked(&gateway, pieces).await;
+    assert_eq!(response.status(), 413);
+    let body = read_json(response).await;
+    assert_openai_error_shape(&body);
+    assert!(body["error"]["message"].as_str().unwrap().contains("2048 bytes"), "{body}");
+    assert_eq!(upstream.request_count(), 0);
+}
+
+#[tokio::test]
+async fn a_get_on_the_chat_path_is_405() {
+    let (upstream, gateway) = gateway().await;
+    let response = client().get(format!("{}/v1/chat/completions", gateway.url)).send().await.unwrap();
+    assert_eq!(response.status(), 405);
     assert_eq!(upstream.request_count(), 0);
 }
 

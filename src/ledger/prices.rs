@@ -121,8 +121,10 @@ struct DatedPrice {
 /// Effective-dated prices keyed by (catalog provider id, model id).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PriceCatalog {
-    /// Each list is sorted by `effective_from` with no two rows on the same date.
-    by_model: BTreeMap<(String, String), Vec<DatedPrice>>,
+    /// By provider, then model (nested, so that a lookup borrows the names instead of
+    /// building a key: it runs for every request). Each list is sorted by
+    /// `effective_from` with no two rows on the same date.
+    by_model: BTreeMap<String, BTreeMap<String, Vec<DatedPrice>>>,
 }
 
 #[derive(Deserialize)]
@@ -182,10 +184,7 @@ impl PriceCatalog {
                 row: name.clone(),
                 problem,
             })?;
-            let list = self
-                .by_model
-                .entry((row.provider.clone(), row.model.clone()))
-                .or_default();
+            let list = self.by_model.entry(row.provider.clone()).or_default().entry(row.model.clone()).or_default();
             let dated = DatedPrice { row, price };
             match list.binary_search_by_key(&dated.row.effective_from, |d| d.row.effective_from) {
                 Ok(at) => match (on_conflict, list.get_mut(at)) {
@@ -220,7 +219,8 @@ impl PriceCatalog {
     fn dated_at(&self, provider: &str, model: &str, at: DateTime<Utc>) -> Option<&DatedPrice> {
         let day = at.date_naive();
         self.by_model
-            .get(&(provider.to_string(), model.to_string()))?
+            .get(provider)?
+            .get(model)?
             .iter()
             .rev()
             .find(|d| d.row.effective_from <= day)
@@ -228,11 +228,11 @@ impl PriceCatalog {
 
     /// Every row, by provider, model and date.
     pub fn rows(&self) -> impl Iterator<Item = &PriceRow> {
-        self.by_model.values().flatten().map(|d| &d.row)
+        self.by_model.values().flat_map(BTreeMap::values).flatten().map(|d| &d.row)
     }
 
     pub fn len(&self) -> usize {
-        self.by_model.values().map(Vec::len).sum()
+        self.by_model.values().flat_map(BTreeMap::values).map(Vec::len).sum()
     }
 
     pub fn is_empty(&self) -> bool {
