@@ -432,7 +432,7 @@ async fn check_ledger(args: &Args, url: &str) -> i32 {
     };
     let count = store.count_requests().await.unwrap_or(0);
     let mut problems: Vec<String> = Vec::new();
-    let mut seen: HashSet<String> = HashSet::new();
+    let mut seen: HashSet<std::sync::Arc<str>> = HashSet::new();
     let mut duplicates = 0u64;
     let mut outcomes: BTreeMap<String, u64> = BTreeMap::new();
     let mut answered: BTreeMap<String, u64> = BTreeMap::new();

@@ -581,9 +581,10 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
 
 /// Finds the client's key id. Without configured keys every caller is `anonymous`.
 /// Keys are compared by SHA-256, so the secrets themselves are never held.
-fn authenticate(keys: &[ClientKey], headers: &HeaderMap) -> Result<String, GatewayError> {
+fn authenticate(keys: &[ClientKey], headers: &HeaderMap) -> Result<Arc<str>, GatewayError> {
+    static ANONYMOUS: std::sync::LazyLock<Arc<str>> = std::sync::LazyLock::new(|| Arc::from("anonymous"));
     if keys.is_empty() {
-        return Ok("anonymous".to_owned());
+        return Ok(ANONYMOUS.clone());
     }
     let presented = headers
         .get(header::AUTHORIZATION)

@@ -224,7 +224,7 @@ async fn with_client_keys_configured_a_request_needs_a_known_key_and_is_recorded
     let store = switchyard::ledger::LedgerStore::connect(&gateway.ledger_url).await.unwrap();
     let rows = store.requests_since(chrono::DateTime::UNIX_EPOCH).await.unwrap();
     assert_eq!(rows.len(), 1);
-    assert_eq!(rows[0].key_id, "search-team");
+    assert_eq!(&*rows[0].key_id, "search-team");
     let file = std::fs::read(&gateway.ledger_path).unwrap();
     assert!(!String::from_utf8_lossy(&file).contains(secret), "the client key is in the ledger file");
 }

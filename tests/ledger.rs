@@ -32,7 +32,7 @@ fn attempt(request_id: &str, index: u32, target: &str, outcome: AttemptOutcome) 
     let (provider, model) = target.split_once('/').unwrap();
     let ok = outcome == AttemptOutcome::Success;
     AttemptRecord {
-        request_id: request_id.to_string(),
+        request_id: request_id.into(),
         index,
         target: target.into(),
         provider: provider.into(),
@@ -57,11 +57,11 @@ fn attempt(request_id: &str, index: u32, target: &str, outcome: AttemptOutcome) 
 
 fn request(id: &str, route: &str, started_ms: i64, answered_by: Option<&str>) -> RequestRecord {
     RequestRecord {
-        id: id.to_string(),
+        id: id.into(),
         started_at: at(started_ms),
         route: route.into(),
-        key_id: "key_team_a".to_string(),
-        front_door: "openai-chat".to_string(),
+        key_id: "key_team_a".into(),
+        front_door: "openai-chat".into(),
         stream: true,
         target: answered_by.map(Into::into),
         provider: answered_by.map(|t| t.split('/').next().unwrap().into()),
@@ -165,7 +165,7 @@ async fn success_failover_and_failure_entries_round_trip() {
 async fn text_of_every_kind_and_batches_of_every_size_round_trip_exactly() {
     let store = memory_store().await;
     let mut odd = failover("req-odd", 0);
-    odd.request.key_id = String::new();
+    odd.request.key_id = "".into();
     odd.request.route = "r\u{e9}sum\u{e9}s-\u{8def}\u{7531}-\u{1f680}".into();
     odd.request.failover_reason = Some(format!("quote ' double \" semicolon; -- {}", "x".repeat(100_000)));
     odd.attempts[0].error_kind = Some(String::new());
@@ -252,7 +252,7 @@ async fn requests_before_since_are_not_returned() {
     let store = memory_store().await;
     store.insert_batch(round_trip_entries()).await.unwrap();
     let recent = store.requests_since(at(10)).await.unwrap();
-    let ids: Vec<&str> = recent.iter().map(|r| r.id.as_str()).collect();
+    let ids: Vec<&str> = recent.iter().map(|r| &*r.id).collect();
     assert_eq!(ids, ["req-2", "req-3"]);
 }
 
@@ -278,13 +278,13 @@ async fn requests_with_uuid_v7_ids_are_found_by_start_time_exactly() {
             let (id, _) = made_at(id_ms);
             let mut entry = success(&id, 0);
             entry.request.started_at = made_at(start_ms).1;
-            entry.attempts[0].request_id = id;
+            entry.attempts[0].request_id = id.into();
             entry
         })
         .collect();
     store.insert_batch(entries.clone()).await.unwrap();
-    let found: Vec<String> = store.requests_since(since).await.unwrap().into_iter().map(|r| r.id).collect();
-    let expected: Vec<String> = entries.iter().filter(|e| e.request.started_at >= since).map(|e| e.request.id.clone()).collect();
+    let found: Vec<String> = store.requests_since(since).await.unwrap().into_iter().map(|r| r.id.to_string()).collect();
+    let expected: Vec<String> = entries.iter().filter(|e| e.request.started_at >= since).map(|e| e.request.id.to_string()).collect();
     assert_eq!(found, expected);
     assert_eq!(found.len(), 4);
     let report = SpendReport::build(&store, SpendGroupBy::Route, since).await.unwrap();

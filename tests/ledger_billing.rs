@@ -86,7 +86,7 @@ async fn a_successful_request_is_one_row_priced_at_the_catalog_price() {
     assert_eq!(request.outcome, Outcome::Success);
     assert_eq!(request.status, 200);
     assert_eq!(&*request.route, "chat");
-    assert_eq!(request.key_id, "anonymous");
+    assert_eq!(&*request.key_id, "anonymous");
     assert_eq!(request.target.as_deref(), Some("primary/model-a"));
     assert_eq!(request.provider_kind.as_deref(), Some("openai-compatible"));
     assert_eq!((request.usage.input_tokens, request.usage.output_tokens), (1000, 500));

@@ -41,7 +41,7 @@ fn entry(s: &Spend) -> LedgerEntry {
                 "sim-east/fast"
             };
             AttemptRecord {
-                request_id: s.id.to_string(),
+                request_id: s.id.into(),
                 index,
                 target: target.into(),
                 provider: target.split('/').next().unwrap().into(),
@@ -66,11 +66,11 @@ fn entry(s: &Spend) -> LedgerEntry {
         .collect();
     LedgerEntry {
         request: RequestRecord {
-            id: s.id.to_string(),
+            id: s.id.into(),
             started_at,
             route: s.route.into(),
-            key_id: s.key.to_string(),
-            front_door: "openai-chat".to_string(),
+            key_id: s.key.into(),
+            front_door: "openai-chat".into(),
             stream: false,
             target: s.target.map(Into::into),
             provider: s.target.map(|t| t.split('/').next().unwrap().into()),

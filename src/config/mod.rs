@@ -59,7 +59,8 @@ pub struct LedgerConfig {
 /// A client key: only the SHA-256 of the secret is kept.
 #[derive(Clone)]
 pub struct ClientKey {
-    pub id: String,
+    /// Shared with every ledger record of the key's requests.
+    pub id: Arc<str>,
     pub secret_sha256: [u8; 32],
 }
 

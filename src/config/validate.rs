@@ -49,7 +49,7 @@ pub fn validate(raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, ConfigErro
             if secret.len() < 16 {
                 problems.push(format!("keys.{id}.secret"), "must be at least 16 characters");
             }
-            Some(ClientKey { id: id.clone(), secret_sha256: Sha256::digest(secret.as_bytes()).into() })
+            Some(ClientKey { id: id.as_str().into(), secret_sha256: Sha256::digest(secret.as_bytes()).into() })
         })
         .collect();
 

@@ -31,13 +31,13 @@ pub struct RequestRecord {
     /// A uuid v7 string (hyphenated, lower case), made as the request arrives; the
     /// ledger's primary key. Reports by time rely on ids sorting by the time they
     /// were made (`store::lowest_id_since`).
-    pub id: String,
+    pub id: Arc<str>,
     pub started_at: DateTime<Utc>,
     pub route: Arc<str>,
     /// Id of the client key, never the secret ("anonymous" when auth is off).
-    pub key_id: String,
+    pub key_id: Arc<str>,
     /// Dialect name of the front door, e.g. "openai-chat".
-    pub front_door: String,
+    pub front_door: Arc<str>,
     pub stream: bool,
     /// Answering target "provider/model"; `None` if no attempt succeeded.
     pub target: Option<Arc<str>>,
@@ -63,7 +63,8 @@ pub struct RequestRecord {
 /// One upstream call made while serving a request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AttemptRecord {
-    pub request_id: String,
+    /// The request's [`RequestRecord::id`], shared with it.
+    pub request_id: Arc<str>,
     /// 0 for the first attempt; unique within a request.
     pub index: u32,
     pub target: Arc<str>,

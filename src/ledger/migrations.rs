@@ -136,7 +136,7 @@ mod tests {
         let store = crate::ledger::LedgerStore::connect(&url).await.unwrap();
         let requests = store.requests_since(chrono::DateTime::UNIX_EPOCH).await.unwrap();
         assert_eq!(requests.len(), 1);
-        assert_eq!((requests[0].id.as_str(), requests[0].cost_micros, requests[0].attempt_count), ("r1", 123, 2));
+        assert_eq!((&*requests[0].id, requests[0].cost_micros, requests[0].attempt_count), ("r1", 123, 2));
         let attempts = store.attempts_for("r1").await.unwrap();
         let outcomes: Vec<&str> = attempts.iter().map(|a| a.outcome.as_str()).collect();
         assert_eq!(outcomes, ["failed", "success"]);

@@ -146,7 +146,7 @@ impl<'a> AttemptRow<'a> {
     /// ledger records, and a mismatched `request_id` would otherwise fail the foreign
     /// key and with it every other entry in the batch.
     pub(super) fn new(request_id: &'a str, a: &'a AttemptRecord) -> Self {
-        if a.request_id != request_id {
+        if *a.request_id != *request_id {
             tracing::warn!(
                 request_id,
                 attempt_request_id = %a.request_id,
@@ -360,8 +360,8 @@ pub(super) fn read_request(row: &impl ReadRow) -> Result<RequestRecord, StoreErr
     Ok(RequestRecord {
         started_at: d.time("started_at_ms", row.int("started_at_ms")?)?,
         route: row.text("route")?.into(),
-        key_id: row.text("key_id")?,
-        front_door: row.text("front_door")?,
+        key_id: row.text("key_id")?.into(),
+        front_door: row.text("front_door")?.into(),
         stream: row.flag("stream")?,
         target: row.opt_text("target")?.map(Arc::from),
         provider: row.opt_text("provider")?.map(Arc::from),
@@ -375,7 +375,7 @@ pub(super) fn read_request(row: &impl ReadRow) -> Result<RequestRecord, StoreErr
         status: d.unsigned("status", i64::from(row.small("status")?))?,
         attempt_count: d.unsigned("attempt_count", i64::from(row.small("attempt_count")?))?,
         failover_reason: row.opt_text("failover_reason")?,
-        id,
+        id: id.into(),
     })
 }
 
@@ -401,7 +401,7 @@ pub(super) fn read_attempt(row: &impl ReadRow) -> Result<AttemptRecord, StoreErr
         error_kind: row.opt_text("error_kind")?,
         status: d.opt_unsigned("status", row.opt_small("status")?.map(i64::from))?,
         retry_after_ms: d.opt_unsigned("retry_after_ms", row.opt_int("retry_after_ms")?)?,
-        request_id,
+        request_id: request_id.into(),
     })
 }
 

@@ -399,8 +399,8 @@ impl LedgerWriter {
                     metrics::counter!("switchyard_ledger_write_errors_total").increment(1);
                     let rows = entries.len() as u64;
                     metrics::counter!("switchyard_ledger_dropped_total").increment(rows);
-                    let first = entries.first().map(|e| e.request.id.as_str()).unwrap_or("");
-                    let last = entries.last().map(|e| e.request.id.as_str()).unwrap_or("");
+                    let first = entries.first().map(|e| &*e.request.id).unwrap_or("");
+                    let last = entries.last().map(|e| &*e.request.id).unwrap_or("");
                     tracing::error!(
                         %error,
                         attempts = MAX_WRITE_ATTEMPTS,

@@ -89,7 +89,7 @@ pub struct Inbound {
     /// The client's JSON, for passthrough to an upstream of the same dialect.
     pub original: Option<bytes::Bytes>,
     pub front_door: Dialect,
-    pub key_id: String,
+    pub key_id: Arc<str>,
     /// The client's `anthropic-beta` header, for Anthropic-dialect upstreams.
     pub anthropic_beta: Option<String>,
     /// The client's `anthropic-version` header: a passthrough body follows that
@@ -136,7 +136,7 @@ pub struct Recovery {
     gateway: Arc<Gateway>,
     state: Arc<RouteState>,
     request: ChatRequest,
-    key_id: String,
+    key_id: Arc<str>,
     /// Targets that already served this request.
     tried: Vec<usize>,
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::{Inbound, RouteState, TargetFacts};
-use crate::canonical::{StreamEvent, Usage};
+use crate::canonical::{Dialect, StreamEvent, Usage};
 use crate::ledger::{AttemptOutcome, AttemptRecord, LedgerEntry, LedgerHandle, Outcome, PriceCatalog, RequestRecord};
 use crate::providers::UpstreamError;
 use crate::routing::{AttemptGuard, AttemptLog, AttemptReport, AttemptResult};
@@ -53,17 +53,14 @@ impl Settlement {
         prices: Arc<PriceCatalog>,
     ) -> Settlement {
         let request = RequestRecord {
-            id: request_id(),
             started_at: chrono::Utc::now(),
-            key_id: inbound.key_id.clone(),
-            front_door: inbound.front_door.as_str().to_owned(),
             stream: inbound.request.stream,
-            ..blank_request(route.name.clone())
+            ..blank_request(Names { id: request_id(), route: route.name.clone(), key_id: inbound.key_id.clone(), front_door: front_door_name(inbound.front_door) })
         };
         Settlement { pending: Vec::new(), route, ledger, prices, request, attempts: Vec::new(), targets: Vec::new(), answering: None, answer_started: None, started: Instant::now(), done: false, answered_model: None, permits: Vec::new(), stream_health: None }
     }
 
-    /// The ledger id of the request (empty once the settlement is finished).
+    /// The ledger id of the request.
     pub fn request_id(&self) -> &str {
         &self.request.id
     }
@@ -245,7 +242,8 @@ impl Settlement {
         let attempts = std::mem::take(&mut self.attempts);
         self.targets.clear();
         // The record goes to the ledger; what stays behind is never read again.
-        let request = std::mem::replace(&mut self.request, blank_request(self.route.name.clone()));
+        let names = Names { id: self.request.id.clone(), route: self.request.route.clone(), key_id: self.request.key_id.clone(), front_door: self.request.front_door.clone() };
+        let request = std::mem::replace(&mut self.request, blank_request(names));
         self.ledger.record(LedgerEntry { request, attempts });
     }
 
@@ -265,20 +263,41 @@ impl Settlement {
 
 /// A new request id: a uuid v7, hyphenated, lower case (what the ledger's reports by
 /// time rely on), written straight into its string.
-fn request_id() -> String {
+fn request_id() -> Arc<str> {
     let mut text = [0; uuid::fmt::Hyphenated::LENGTH];
-    uuid::Uuid::now_v7().hyphenated().encode_lower(&mut text).to_owned()
+    Arc::from(&*uuid::Uuid::now_v7().hyphenated().encode_lower(&mut text))
 }
 
-/// A request record with nothing filled in but its route, which is shared: making one
-/// allocates nothing.
-fn blank_request(route: Arc<str>) -> RequestRecord {
+/// The ledger's name of a front door's dialect, made once per dialect.
+fn front_door_name(dialect: Dialect) -> Arc<str> {
+    static NAMES: std::sync::LazyLock<[Arc<str>; 4]> = std::sync::LazyLock::new(|| {
+        [Dialect::OpenAiChat, Dialect::AnthropicMessages, Dialect::BedrockConverse, Dialect::Gemini].map(|d| Arc::from(d.as_str()))
+    });
+    let index = match dialect {
+        Dialect::OpenAiChat => 0,
+        Dialect::AnthropicMessages => 1,
+        Dialect::BedrockConverse => 2,
+        Dialect::Gemini => 3,
+    };
+    NAMES[index].clone()
+}
+
+/// What names a request in the ledger, all shared.
+struct Names {
+    id: Arc<str>,
+    route: Arc<str>,
+    key_id: Arc<str>,
+    front_door: Arc<str>,
+}
+
+/// A request record with nothing filled in but its names: making one allocates nothing.
+fn blank_request(Names { id, route, key_id, front_door }: Names) -> RequestRecord {
     RequestRecord {
-        id: String::new(),
+        id,
         started_at: chrono::DateTime::<chrono::Utc>::UNIX_EPOCH,
         route,
-        key_id: String::new(),
-        front_door: String::new(),
+        key_id,
+        front_door,
         stream: false,
         target: None,
         provider: None,
