@@ -66,6 +66,8 @@ pub(super) struct RouteState {
     name: Arc<str>,
     /// Per route target: what its requests record and say about it.
     targets: Vec<TargetFacts>,
+    /// Per route target: its provider's configuration, if there is one.
+    providers: Vec<Option<Arc<ProviderConfig>>>,
 }
 
 /// What a route's requests record and say about one of its targets, made once per
@@ -150,10 +152,9 @@ impl Recovery {
         let gateway = self.gateway.clone();
         let state = self.state.clone();
         let route = &state.config;
-        let providers: Vec<Option<&ProviderConfig>> = route.targets.iter().map(|t| gateway.provider_config(t)).collect();
         let plan = routing::plan(&PlanContext {
             route,
-            providers,
+            providers: &state.providers,
             health: &state.health,
             prices: &gateway.prices,
             shares: &gateway.shared.shares,
@@ -270,7 +271,8 @@ impl Gateway {
                         }
                     })
                     .collect();
-                let state = RouteState { config: r.clone(), metrics, health, name: r.name.as_str().into(), targets };
+                let route_providers = r.targets.iter().map(|t| providers.get(&t.provider).map(|(c, _)| c.clone())).collect();
+                let state = RouteState { config: r.clone(), metrics, health, name: r.name.as_str().into(), targets, providers: route_providers };
                 (r.name.clone(), Arc::new(state))
             })
             .collect();
@@ -302,13 +304,12 @@ impl Gateway {
         let route = state.config.clone();
         let route_permit = self.route_slot(&route).await?;
         let started = Instant::now();
-        let providers: Vec<Option<&ProviderConfig>> = route.targets.iter().map(|t| self.provider_config(t)).collect();
         let mut settlement = Settlement::new(&inbound, state.clone(), self.ledger.clone(), self.prices.clone());
         settlement.hold(route_permit);
 
         let plan = routing::plan(&PlanContext {
             route: &route,
-            providers,
+            providers: &state.providers,
             health: &state.health,
             prices: &self.prices,
             shares: &self.shared.shares,

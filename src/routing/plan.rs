@@ -26,7 +26,7 @@ const MIN_SHARE_SAMPLES: usize = 10;
 pub struct PlanContext<'a> {
     pub route: &'a RouteConfig,
     /// The provider of each of the route's targets, in target order.
-    pub providers: Vec<Option<&'a ProviderConfig>>,
+    pub providers: &'a [Option<Arc<ProviderConfig>>],
     /// The health of each of the route's targets, in target order.
     pub health: &'a [Arc<TargetHealth>],
     pub prices: &'a PriceCatalog,
@@ -54,7 +54,7 @@ pub fn plan(ctx: &PlanContext<'_>) -> Plan {
     let mut demoted = Vec::new();
     let mut skipped = Vec::new();
     for index in proposed {
-        let provider = ctx.providers.get(index).copied().flatten();
+        let provider = ctx.providers.get(index).and_then(Option::as_deref);
         match ctx.health[index].availability() {
             Availability::Unavailable { reason, until } => skipped.push(Skipped { target: index, reason, until }),
             Availability::Ready { low_quota } => {
@@ -124,7 +124,7 @@ fn propose(ctx: &PlanContext<'_>) -> Vec<usize> {
             let now = chrono::Utc::now();
             let price = |i: usize| {
                 let target = &targets[i];
-                let catalog = ctx.providers.get(i).copied().flatten().map(|p| p.catalog.as_str()).unwrap_or("");
+                let catalog = ctx.providers.get(i).and_then(Option::as_deref).map_or("", |p| p.catalog.as_str());
                 let model = target.priced_as.as_deref().unwrap_or(&target.model);
                 // Unpriced targets go last: "cheapest" must not mean "unknown".
                 ctx.prices.price_at(catalog, model, now).map(|p| p.input.saturating_add(p.output)).unwrap_or(u64::MAX)
