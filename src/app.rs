@@ -19,7 +19,6 @@ use axum::routing::{get, post};
 use axum::Router;
 use axum::ServiceExt as _;
 use bytes::Bytes;
-use http_body_util::BodyExt;
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -597,38 +596,19 @@ fn authenticate(keys: &[ClientKey], headers: &HeaderMap) -> Result<Arc<str>, Gat
 }
 
 /// Reads the body, refusing anything over the limit with 413 before buffering it all.
-///
-/// A body that arrives as one frame (nearly every request body) is kept as it came,
-/// without a copy; `http_body_util`'s `collect` would first queue its frames.
 async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, GatewayError> {
     let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|len| len > limit) {
         return Err(GatewayError::BodyTooLarge { limit });
     }
-    let mut body = body;
-    let mut first = Bytes::new();
-    let mut joined: Option<bytes::BytesMut> = None;
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| {
-            GatewayError::BadRequest(ApiError::new(400, ErrorCategory::InvalidRequest, format!("The request body could not be read: {e}")))
-        })?;
-        let Ok(data) = frame.into_data() else { continue }; // trailers
-        let read = first.len() + joined.as_ref().map_or(0, bytes::BytesMut::len) + data.len();
-        if read > limit {
-            return Err(GatewayError::BodyTooLarge { limit });
-        }
-        match &mut joined {
-            Some(joined) => joined.extend_from_slice(&data),
-            None if first.is_empty() => first = data,
-            None => {
-                let mut buffer = bytes::BytesMut::with_capacity(declared.unwrap_or(read).clamp(read, limit));
-                buffer.extend_from_slice(&first);
-                buffer.extend_from_slice(&data);
-                joined = Some(buffer);
-            }
-        }
-    }
-    Ok(joined.map_or(first, bytes::BytesMut::freeze))
+    crate::body::read_whole(body, limit, declared).await.map_err(|error| match error {
+        crate::body::ReadError::TooLarge => GatewayError::BodyTooLarge { limit },
+        crate::body::ReadError::Body(e) => GatewayError::BadRequest(ApiError::new(
+            400,
+            ErrorCategory::InvalidRequest,
+            format!("The request body could not be read: {e}"),
+        )),
+    })
 }
 
 /// Renders an error in the client's dialect; the one place client errors are logged.

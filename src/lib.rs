@@ -5,6 +5,7 @@
 //! `ARCHITECTURE.md` for the life of a request and the invariants the modules keep.
 
 pub mod app;
+pub mod body;
 pub mod canonical;
 pub mod config;
 pub mod dialects;

@@ -105,7 +105,7 @@ impl OpenAiChatUpstream {
             Some(url) => url.clone(),
             None => transport::parse_uri(&self.url_template.replace("{model}", attempt.model), &self.provider)?,
         };
-        let request = transport::post_json(url, self.headers.clone(), body);
+        let request = transport::post_json(url, transport::request_headers(&self.headers), body);
         let response = upstream::send(&self.http, request, |status, headers, body| self.classify(status, headers, body)).await?;
         let rate_limit = RateLimitHint::from_headers(response.headers());
         if stream {

@@ -23,7 +23,7 @@ use bytes::Bytes;
 use futures_util::Stream;
 use http::header::{CONTENT_TYPE, HOST, PROXY_AUTHORIZATION};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
-use http_body_util::{BodyDataStream, BodyExt, Full};
+use http_body_util::{BodyDataStream, Full};
 use hyper::body::Incoming;
 use hyper::rt::{Read, ReadBufCursor, Write};
 use hyper_rustls::{HttpsConnector, MaybeHttpsStream};
@@ -150,6 +150,19 @@ impl Default for HttpClient {
 }
 
 /// A JSON POST: the request every adapter sends.
+/// Headers every request gains on its way out: `content-type` ([`post_json`]), `host`
+/// (over HTTP/1.1) and `content-length` (hyper).
+const ADDED_HEADERS: usize = 3;
+
+/// A provider's fixed headers copied into a map with room for the ones every request
+/// adds ([`ADDED_HEADERS`]), so that adding them never regrows it. (A clone of the
+/// fixed map is exactly full: it grew twice per request.)
+pub fn request_headers(fixed: &HeaderMap) -> HeaderMap {
+    let mut headers = HeaderMap::with_capacity(fixed.len() + ADDED_HEADERS);
+    headers.extend(fixed.iter().map(|(name, value)| (name.clone(), value.clone())));
+    headers
+}
+
 pub fn post_json(uri: Uri, mut headers: HeaderMap, body: Vec<u8>) -> Request<Full<Bytes>> {
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     let mut request = Request::new(Full::new(Bytes::from(body)));
@@ -237,12 +250,14 @@ impl HttpResponse {
     /// Reads the whole body.
     pub async fn bytes(self) -> Result<Bytes, UpstreamError> {
         let HttpResponse { response, mut lease } = self;
-        match response.into_body().collect().await {
-            Ok(collected) => {
+        let declared = response.headers().get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+        match crate::body::read_whole(response.into_body(), usize::MAX, declared).await {
+            Ok(bytes) => {
                 lease.release();
-                Ok(collected.to_bytes())
+                Ok(bytes)
             }
-            Err(error) => Err(body_failed(&error)),
+            Err(crate::body::ReadError::Body(error)) => Err(body_failed(&error)),
+            Err(crate::body::ReadError::TooLarge) => Err(UpstreamError::new(ErrorKind::Protocol, "the answer is larger than memory can hold")),
         }
     }
 
@@ -442,6 +457,21 @@ mod tests {
     use tokio::net::TcpListener;
 
     use super::*;
+
+    #[test]
+    fn request_headers_keep_every_fixed_value_with_room_for_the_added_headers() {
+        let mut fixed = HeaderMap::new();
+        fixed.insert("authorization", HeaderValue::from_static("Bearer sk-x"));
+        fixed.append("x-tag", HeaderValue::from_static("a"));
+        fixed.append("x-tag", HeaderValue::from_static("b"));
+        let mut headers = request_headers(&fixed);
+        assert_eq!(headers, fixed);
+        let capacity = headers.capacity();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(HOST, HeaderValue::from_static("upstream"));
+        headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from_static("2"));
+        assert_eq!(headers.capacity(), capacity, "adding the request's own headers regrew the map");
+    }
 
     /// A one-connection server that records the request head it receives and answers
     /// with `reply` as raw bytes.
