@@ -239,3 +239,35 @@ fn a_message_reads_the_same_whatever_the_order_of_its_fields() {
     let assistant = decode_request(body(&format!(r#"{{"tool_calls": [{call}], "content": null, "role": "assistant"}}"#)).as_bytes()).unwrap();
     assert!(matches!(&assistant.messages[0].content[0], ContentPart::ToolUse { id, .. } if id == "c1"), "{assistant:?}");
 }
+
+#[test]
+fn a_request_reads_the_same_whatever_the_order_of_its_fields() {
+    let first = decode_request(br#"{"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5, "stream": true}"#).unwrap();
+    let last = decode_request(br#"{"stream": true, "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}], "model": "m"}"#).unwrap();
+    assert_eq!(first, last);
+}
+
+#[test]
+fn unmodelled_fields_are_kept_wherever_they_stand_and_however_their_names_are_escaped() {
+    let body = br#"{"service_tier": "flex", "model": "m", "log\u0070robs": true, "messages": [{"role": "user", "content": "hi"}], "prediction": {"type": "content", "content": ["a", 1]}}"#;
+    let request = decode_request(body).unwrap();
+    let expected = json!({"service_tier": "flex", "logprobs": true, "prediction": {"type": "content", "content": ["a", 1]}});
+    assert_eq!(Value::Object(request.extra), expected);
+    assert_eq!(request.model, "m");
+}
+
+#[test]
+fn a_modelled_field_given_as_null_reads_as_absent() {
+    let with_nulls = decode_request(br#"{"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": null, "stream": null, "temperature": null, "tools": null, "metadata": null}"#).unwrap();
+    let without = decode_request(br#"{"model": "m", "messages": [{"role": "user", "content": "hi"}]}"#).unwrap();
+    assert_eq!(with_nulls, without);
+}
+
+#[test]
+fn a_field_given_twice_is_refused_naming_it() {
+    let error = decode_request(br#"{"model": "a", "messages": [{"role": "user", "content": "hi"}], "model": "b"}"#).unwrap_err();
+    assert_eq!(error.status, 400);
+    assert!(error.message.contains("duplicate field `model`"), "{}", error.message);
+    let error = decode_request(br#"{"model": "a", "max_tokens": 1, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}"#).unwrap_err();
+    assert!(error.message.contains("duplicate field `max_tokens`"), "{}", error.message);
+}

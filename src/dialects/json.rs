@@ -280,8 +280,78 @@ impl<'de> Deserialize<'de> for RawObject<'de> {
     }
 }
 
+/// `Deserialize` for a request type whose members the gateway does not model are kept
+/// in a field `extra` (a JSON map), as `#[serde(flatten)]` would. serde's derive reads a
+/// struct with a flattened field by first buffering every key and value of the object,
+/// then reading the fields again from that copy; for the front doors' every request
+/// that cost more than the reading itself. This reads each member once, straight into
+/// its field, with the derive's rules: a repeated member is refused
+/// (`duplicate field`), `required` ones must be there (`missing field`), `defaulted`
+/// ones default when absent, `optional` ones (`Option`s) are `None` when absent or null.
+/// Field names are the members' names.
+macro_rules! deserialize_with_extra {
+    ($name:ident, $expecting:literal, required: [$($required:ident),* $(,)?], defaulted: [$($defaulted:ident),* $(,)?], optional: [$($optional:ident),* $(,)?]) => {
+        impl<'de> ::serde::Deserialize<'de> for $name {
+            fn deserialize<D: ::serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                struct ObjectVisitor;
+
+                impl<'de> ::serde::de::Visitor<'de> for ObjectVisitor {
+                    type Value = $name;
+
+                    fn expecting(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                        f.write_str($expecting)
+                    }
+
+                    fn visit_map<A: ::serde::de::MapAccess<'de>>(self, mut map: A) -> Result<$name, A::Error> {
+                        use ::serde::de::Error as _;
+                        $(let mut $required = None;)*
+                        $(let mut $defaulted = None;)*
+                        $(let mut $optional = None;)*
+                        let mut extra = ::serde_json::Map::new();
+                        while let Some(key) = map.next_key::<$crate::dialects::json::Key<'de>>()? {
+                            match &*key.0 {
+                                $(stringify!($required) => {
+                                    if $required.is_some() {
+                                        return Err(A::Error::duplicate_field(stringify!($required)));
+                                    }
+                                    $required = Some(map.next_value()?);
+                                })*
+                                $(stringify!($defaulted) => {
+                                    if $defaulted.is_some() {
+                                        return Err(A::Error::duplicate_field(stringify!($defaulted)));
+                                    }
+                                    $defaulted = Some(map.next_value()?);
+                                })*
+                                $(stringify!($optional) => {
+                                    if $optional.is_some() {
+                                        return Err(A::Error::duplicate_field(stringify!($optional)));
+                                    }
+                                    $optional = Some(map.next_value()?);
+                                })*
+                                _ => {
+                                    let value: ::serde_json::Value = map.next_value()?;
+                                    extra.insert(key.0.into_owned(), value);
+                                }
+                            }
+                        }
+                        Ok($name {
+                            $($required: $required.ok_or_else(|| A::Error::missing_field(stringify!($required)))?,)*
+                            $($defaulted: $defaulted.unwrap_or_default(),)*
+                            $($optional: $optional.flatten(),)*
+                            extra,
+                        })
+                    }
+                }
+
+                deserializer.deserialize_map(ObjectVisitor)
+            }
+        }
+    };
+}
+pub(crate) use deserialize_with_extra;
+
 /// An object key, borrowed from the input unless it had escapes to undo.
-struct Key<'a>(Cow<'a, str>);
+pub(crate) struct Key<'a>(pub(crate) Cow<'a, str>);
 
 impl<'de> Deserialize<'de> for Key<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -300,6 +370,10 @@ impl<'de> Deserialize<'de> for Key<'de> {
 
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
                 Ok(Key(Cow::Owned(v.to_owned())))
+            }
+
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Owned(v)))
             }
         }
 

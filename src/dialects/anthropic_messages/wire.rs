@@ -17,7 +17,8 @@ use serde_json::{Map, Value};
 
 /// `POST /v1/messages`. On Vertex AI and Bedrock `model` is omitted (it is in the URL)
 /// and `anthropic_version` is in the body instead of a header.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+/// Read by `deserialize_with_extra!` (below), not serde's derive: see why there.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct AnthropicRequest {
     /// Empty only for platforms that carry the model in the URL; decoding reports a
     /// missing model itself, with a better message than serde's.
@@ -60,7 +61,8 @@ pub struct AnthropicRequest {
 
 /// `POST /v1/messages/count_tokens`: the prompt-shaping fields of a request, without
 /// `max_tokens`, sampling or streaming. Vertex AI keeps `model` in this body.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+/// Read by `deserialize_with_extra!` (below), not serde's derive: see why there.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct AnthropicCountTokensRequest {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub model: String,
@@ -80,6 +82,25 @@ pub struct AnthropicCountTokensRequest {
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
+
+crate::dialects::json::deserialize_with_extra!(
+    AnthropicRequest,
+    "a Messages request object",
+    required: [messages],
+    defaulted: [model],
+    optional: [
+        anthropic_version, max_tokens, system, tools, tool_choice, thinking, output_config, temperature, top_p, top_k,
+        stop_sequences, stream, metadata,
+    ]
+);
+
+crate::dialects::json::deserialize_with_extra!(
+    AnthropicCountTokensRequest,
+    "a count_tokens request object",
+    required: [messages],
+    defaulted: [model],
+    optional: [anthropic_version, system, tools, tool_choice, thinking, output_config]
+);
 
 /// The count-tokens answer: prompt tokens across messages, system prompt and tools.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

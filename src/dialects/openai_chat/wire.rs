@@ -3,7 +3,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Read by `deserialize_with_extra!` (below), not serde's derive: see why there.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct OpenAiChatRequest {
     pub model: String,
     pub messages: Vec<OpenAiMessage>,
@@ -45,6 +46,17 @@ pub struct OpenAiChatRequest {
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
+
+crate::dialects::json::deserialize_with_extra!(
+    OpenAiChatRequest,
+    "a Chat Completions request object",
+    required: [model, messages],
+    defaulted: [],
+    optional: [
+        stream, stream_options, tools, tool_choice, parallel_tool_calls, response_format, temperature, top_p, max_tokens,
+        max_completion_tokens, stop, seed, presence_penalty, frequency_penalty, n, user, metadata,
+    ]
+);
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OpenAiStreamOptions {
