@@ -146,6 +146,13 @@ pub async fn start_with_file(config: Config, listener: TcpListener, config_path:
     let server = tokio::spawn({
         let app = FrontDoors::new(state.clone()).into_make_service();
         let stop = stop.clone();
+        // Without TCP_NODELAY a streamed reply's small writes would wait for the client's
+        // (delayed) acknowledgement of the previous one: tens of milliseconds per token.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |connection: &mut tokio::net::TcpStream| {
+            if let Err(error) = connection.set_nodelay(true) {
+                tracing::debug!(%error, "could not set TCP_NODELAY on a client connection");
+            }
+        });
         async move { axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await }
     });
     if state.config_path.is_some() {
