@@ -388,8 +388,8 @@ fn encode_reply(dialect: Dialect, reply: Reply, include_usage: bool) -> Response
                     Bytes::from(encoded.unwrap_or_default())
                 }
             };
-            let mut response = (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body).into_response();
-            attribute(response.headers_mut(), &attribution);
+            let mut response = Response::new(Body::from(body));
+            *response.headers_mut() = complete_reply_headers(&attribution);
             response
         }
         Reply::Stream(stream) => {
@@ -433,27 +433,49 @@ async fn count_tokens(State(state): State<Arc<AppState>>, headers: HeaderMap, bo
     result.unwrap_or_else(|e| error_response(dialect, &e.to_api_error()))
 }
 
+const ATTEMPTS: HeaderName = HeaderName::from_static("x-switchyard-attempts");
+
 /// Response headers that say which route and target answered, after how many attempts.
 fn attribute(headers: &mut HeaderMap, attribution: &Attribution) {
     const ROUTE: HeaderName = HeaderName::from_static("x-switchyard-route");
     const TARGET: HeaderName = HeaderName::from_static("x-switchyard-target");
-    const ATTEMPTS: HeaderName = HeaderName::from_static("x-switchyard-attempts");
     const SIMULATED: HeaderName = HeaderName::from_static("x-switchyard-simulated");
     for (name, value) in [(ROUTE, &attribution.route), (TARGET, &attribution.target)] {
         if let Some(value) = value {
             headers.insert(name, value.clone());
         }
     }
-    // Counts up to nine, nearly every reply's, without formatting a number.
-    const DIGITS: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
-    let attempts = match DIGITS.get(attribution.attempts as usize) {
-        Some(count) => HeaderValue::from_static(count),
-        None => HeaderValue::from(attribution.attempts),
-    };
-    headers.insert(ATTEMPTS, attempts);
+    headers.insert(ATTEMPTS, attempts_value(attribution.attempts));
     if attribution.simulated {
         headers.insert(SIMULATED, HeaderValue::from_static("true"));
     }
+}
+
+/// An attempt count as a header value; up to nine, nearly every reply's, without
+/// formatting a number.
+fn attempts_value(attempts: u32) -> HeaderValue {
+    const DIGITS: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
+    match DIGITS.get(attempts as usize) {
+        Some(count) => HeaderValue::from_static(count),
+        None => HeaderValue::from(attempts),
+    }
+}
+
+/// The headers of a complete reply: its content type and [`attribute`]'s. Those of a
+/// first-attempt answer are made once per target and copied, which costs less than
+/// hashing four header names into a new map; any other attempt count is set on the copy.
+fn complete_reply_headers(attribution: &Attribution) -> HeaderMap {
+    let first_attempt = attribution.reply_headers.get_or_init(|| {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        attribute(&mut headers, &Attribution { attempts: 1, ..attribution.clone() });
+        headers
+    });
+    let mut headers = first_attempt.clone();
+    if attribution.attempts != 1 {
+        headers.insert(ATTEMPTS, attempts_value(attribution.attempts));
+    }
+    headers
 }
 
 async fn models(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
@@ -658,10 +680,30 @@ mod tests {
     fn the_attempts_header_gives_every_count_in_decimal() {
         for attempts in 0..=12 {
             let mut headers = axum::http::HeaderMap::new();
-            let attribution = super::Attribution { route: None, target: None, attempts, simulated: false };
+            let attribution = super::Attribution { route: None, target: None, attempts, simulated: false, reply_headers: Default::default() };
             super::attribute(&mut headers, &attribution);
             assert_eq!(headers["x-switchyard-attempts"], attempts.to_string().as_str());
             assert!(!headers.contains_key("x-switchyard-route"));
+        }
+    }
+
+    #[test]
+    fn a_targets_complete_replies_share_its_headers_but_each_says_its_own_attempt_count() {
+        let attribution = super::Attribution {
+            route: Some(axum::http::HeaderValue::from_static("support")),
+            target: Some(axum::http::HeaderValue::from_static("openai/gpt-4.1-mini")),
+            attempts: 3,
+            simulated: true,
+            reply_headers: Default::default(),
+        };
+        for attempts in [3, 1, 12, 1] {
+            let headers = super::complete_reply_headers(&super::Attribution { attempts, ..attribution.clone() });
+            assert_eq!(headers["content-type"], "application/json");
+            assert_eq!(headers["x-switchyard-route"], "support");
+            assert_eq!(headers["x-switchyard-target"], "openai/gpt-4.1-mini");
+            assert_eq!(headers["x-switchyard-simulated"], "true");
+            assert_eq!(headers["x-switchyard-attempts"], attempts.to_string().as_str());
+            assert_eq!(headers.len(), 5);
         }
     }
 }

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::HeaderValue;
+use http::{HeaderMap, HeaderValue};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
@@ -111,6 +111,9 @@ pub struct Attribution {
     pub target: Option<HeaderValue>,
     pub attempts: u32,
     pub simulated: bool,
+    /// The front door's headers for a complete reply from this target after one attempt,
+    /// made on the first such reply and shared by the target's later ones.
+    pub reply_headers: Arc<std::sync::OnceLock<HeaderMap>>,
 }
 
 /// A successful request's answer.
@@ -267,6 +270,7 @@ impl Gateway {
                                 target: HeaderValue::from_str(t.label()).ok(),
                                 attempts: 0,
                                 simulated: providers.get(&t.provider).is_some_and(|(_, p)| p.is_simulated()),
+                                reply_headers: Arc::default(),
                             },
                         }
                     })
