@@ -17,7 +17,6 @@ use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use axum::ServiceExt as _;
 use bytes::Bytes;
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
@@ -144,16 +143,8 @@ pub async fn start_with_file(config: Config, listener: TcpListener, config_path:
     let addr = listener.local_addr()?;
     let stop = CancellationToken::new();
     let server = tokio::spawn({
-        let app = FrontDoors::new(state.clone()).into_make_service();
-        let stop = stop.clone();
-        // Without TCP_NODELAY a streamed reply's small writes would wait for the client's
-        // (delayed) acknowledgement of the previous one: tens of milliseconds per token.
-        let listener = axum::serve::ListenerExt::tap_io(listener, |connection: &mut tokio::net::TcpStream| {
-            if let Err(error) = connection.set_nodelay(true) {
-                tracing::debug!(%error, "could not set TCP_NODELAY on a client connection");
-            }
-        });
-        async move { axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await }
+        let app = FrontDoors::new(state.clone());
+        serve(listener, app, stop.clone())
     });
     if state.config_path.is_some() {
         tracker.spawn(watch_config(state.clone(), stop.clone()));
@@ -207,6 +198,59 @@ impl RunningGateway {
     }
 }
 
+/// Accepts connections on `listener` and serves `app` on each (HTTP/1.1, or HTTP/2 with
+/// prior knowledge) until `stop`; then stops accepting, lets every open connection finish
+/// the requests it has begun, closes it, and returns once all are closed.
+///
+/// Why not `axum::serve`: it wraps the service for hyper per request (a clone, a tower
+/// `oneshot`, a boxed request body), which cost about as much as the chat front door's
+/// own dispatch; hyper-util's connection builder and graceful-shutdown watcher are the
+/// same parts it is made of.
+async fn serve(listener: TcpListener, app: FrontDoors, stop: CancellationToken) -> std::io::Result<()> {
+    let connections = hyper_util::server::graceful::GracefulShutdown::new();
+    let http = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+    loop {
+        let connection = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((connection, _)) => connection,
+                Err(error) => {
+                    accept_failed(error).await;
+                    continue;
+                }
+            },
+            () = stop.cancelled() => break,
+        };
+        // Without TCP_NODELAY a streamed reply's small writes would wait for the client's
+        // (delayed) acknowledgement of the previous one: tens of milliseconds per token.
+        if let Err(error) = connection.set_nodelay(true) {
+            tracing::debug!(%error, "could not set TCP_NODELAY on a client connection");
+        }
+        let app = app.clone();
+        let service = hyper::service::service_fn(move |request| app.handle(request));
+        let connection = connections.watch(http.serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(connection), service).into_owned());
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "client connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    connections.shutdown().await;
+    Ok(())
+}
+
+/// After a failed `accept`: a connection that was reset before it was taken costs
+/// nothing; anything else (out of file descriptors, say) is logged and accepting pauses
+/// a second, so the loop does not spin while the cause lasts.
+async fn accept_failed(error: std::io::Error) {
+    use std::io::ErrorKind;
+    if matches!(error.kind(), ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset | ErrorKind::ConnectionRefused) {
+        return;
+    }
+    tracing::error!(%error, "accepting a connection failed; pausing for a second");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+}
+
 /// The server's service. The two chat front doors, nearly every request a gateway
 /// serves, go straight to their handler; everything else goes through the [`router`].
 ///
@@ -230,7 +274,7 @@ impl FrontDoors {
     }
 
     /// The dialect of a request for one of the chat front doors.
-    fn chat_dialect(request: &axum::extract::Request) -> Option<Dialect> {
+    fn chat_dialect<B>(request: &http::Request<B>) -> Option<Dialect> {
         if request.method() != axum::http::Method::POST {
             return None;
         }
@@ -244,29 +288,26 @@ impl FrontDoors {
 
 type DirectFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response, std::convert::Infallible>> + Send>>;
 
-impl tower::Service<axum::extract::Request> for FrontDoors {
-    type Response = Response;
-    type Error = std::convert::Infallible;
-    type Future = futures_util::future::Either<DirectFuture, <Router as tower::Service<axum::extract::Request>>::Future>;
-
-    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: axum::extract::Request) -> Self::Future {
+impl FrontDoors {
+    /// Answers one request.
+    fn handle(
+        &self,
+        request: http::Request<hyper::body::Incoming>,
+    ) -> futures_util::future::Either<DirectFuture, <Router as tower::Service<axum::extract::Request>>::Future> {
         use futures_util::FutureExt;
+        use tower::Service;
         match Self::chat_dialect(&request).filter(|_| self.direct) {
             Some(dialect) => {
-                let state = self.state.clone();
                 // The one box per request: the pipeline's state machine is large, and boxed
                 // the server stack moves a pointer instead of it.
+                let state = self.state.clone();
                 futures_util::future::Either::Left(Box::pin(async move {
                     let (parts, body) = request.into_parts();
                     let handled = std::panic::AssertUnwindSafe(front_door(&state, dialect, &parts.headers, body)).catch_unwind().await;
                     Ok(handled.unwrap_or_else(|_| internal_error_response()))
                 }))
             }
-            None => futures_util::future::Either::Right(self.router.call(request)),
+            None => futures_util::future::Either::Right(self.router.clone().call(request.map(Body::new))),
         }
     }
 }
@@ -318,7 +359,11 @@ async fn messages(State(state): State<Arc<AppState>>, request: axum::extract::Re
 }
 
 /// One front door: authenticate, read, decode in `dialect`, run the pipeline, encode.
-async fn front_door(state: &AppState, dialect: Dialect, headers: &HeaderMap, body: Body) -> Response {
+async fn front_door<B>(state: &AppState, dialect: Dialect, headers: &HeaderMap, body: B) -> Response
+where
+    B: http_body::Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
     let gateway = state.gateway.load_full();
     let result = async {
         // Keep-alive connections can still send requests while the server drains.
@@ -625,7 +670,11 @@ fn authenticate(keys: &[ClientKey], headers: &HeaderMap) -> Result<Arc<str>, Gat
 }
 
 /// Reads the body, refusing anything over the limit with 413 before buffering it all.
-async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, GatewayError> {
+async fn read_body<B>(body: B, headers: &HeaderMap, limit: usize) -> Result<Bytes, GatewayError>
+where
+    B: http_body::Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
     let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|len| len > limit) {
         return Err(GatewayError::BodyTooLarge { limit });

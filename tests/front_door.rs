@@ -228,3 +228,24 @@ async fn with_client_keys_configured_a_request_needs_a_known_key_and_is_recorded
     let file = std::fs::read(&gateway.ledger_path).unwrap();
     assert!(!String::from_utf8_lossy(&file).contains(secret), "the client key is in the ledger file");
 }
+
+#[tokio::test]
+async fn a_client_speaking_http2_with_prior_knowledge_is_answered_the_same() {
+    let (upstream, gateway) = gateway().await;
+    let h2 = reqwest::Client::builder().http2_prior_knowledge().build().unwrap();
+    let response = h2
+        .post(format!("{}/v1/chat/completions", gateway.url))
+        .header("content-type", "application/json")
+        .body(json!({"model": "chat", "messages": [{"role": "user", "content": "hi"}]}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.version(), reqwest::Version::HTTP_2);
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-switchyard-route"], "chat");
+    let body = read_json(response).await;
+    assert_eq!(body["choices"][0]["message"]["content"], "hi");
+    assert_eq!(upstream.request_count(), 1);
+    let models = h2.get(format!("{}/v1/models", gateway.url)).send().await.unwrap();
+    assert_eq!((models.version(), models.status().as_u16()), (reqwest::Version::HTTP_2, 200));
+}
