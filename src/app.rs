@@ -251,6 +251,8 @@ async fn accept_failed(error: std::io::Error) {
     tokio::time::sleep(Duration::from_secs(1)).await;
 }
 
+type DirectFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response, std::convert::Infallible>> + Send>>;
+
 /// The server's service. The two chat front doors, nearly every request a gateway
 /// serves, go straight to their handler; everything else goes through the [`router`].
 ///
@@ -284,11 +286,7 @@ impl FrontDoors {
             _ => None,
         }
     }
-}
 
-type DirectFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response, std::convert::Infallible>> + Send>>;
-
-impl FrontDoors {
     /// Answers one request.
     fn handle(
         &self,

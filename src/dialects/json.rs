@@ -290,6 +290,13 @@ impl<'de> Deserialize<'de> for RawObject<'de> {
 /// ones default when absent, `optional` ones (`Option`s) are `None` when absent or null.
 /// Field names are the members' names.
 macro_rules! deserialize_with_extra {
+    // A member's value into its slot, refusing a second one.
+    (@once $map:ident, $slot:ident) => {{
+        if $slot.is_some() {
+            return Err(A::Error::duplicate_field(stringify!($slot)));
+        }
+        $slot = Some($map.next_value()?);
+    }};
     ($name:ident, $expecting:literal, required: [$($required:ident),* $(,)?], defaulted: [$($defaulted:ident),* $(,)?], optional: [$($optional:ident),* $(,)?]) => {
         impl<'de> ::serde::Deserialize<'de> for $name {
             fn deserialize<D: ::serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -310,24 +317,9 @@ macro_rules! deserialize_with_extra {
                         let mut extra = ::serde_json::Map::new();
                         while let Some(key) = map.next_key::<$crate::dialects::json::Key<'de>>()? {
                             match &*key.0 {
-                                $(stringify!($required) => {
-                                    if $required.is_some() {
-                                        return Err(A::Error::duplicate_field(stringify!($required)));
-                                    }
-                                    $required = Some(map.next_value()?);
-                                })*
-                                $(stringify!($defaulted) => {
-                                    if $defaulted.is_some() {
-                                        return Err(A::Error::duplicate_field(stringify!($defaulted)));
-                                    }
-                                    $defaulted = Some(map.next_value()?);
-                                })*
-                                $(stringify!($optional) => {
-                                    if $optional.is_some() {
-                                        return Err(A::Error::duplicate_field(stringify!($optional)));
-                                    }
-                                    $optional = Some(map.next_value()?);
-                                })*
+                                $(stringify!($required) => $crate::dialects::json::deserialize_with_extra!(@once map, $required),)*
+                                $(stringify!($defaulted) => $crate::dialects::json::deserialize_with_extra!(@once map, $defaulted),)*
+                                $(stringify!($optional) => $crate::dialects::json::deserialize_with_extra!(@once map, $optional),)*
                                 _ => {
                                     let value: ::serde_json::Value = map.next_value()?;
                                     extra.insert(key.0.into_owned(), value);

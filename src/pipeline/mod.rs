@@ -70,6 +70,13 @@ pub(super) struct RouteState {
     providers: Vec<Option<Arc<ProviderConfig>>>,
 }
 
+impl RouteState {
+    /// The configuration of route target `index`'s provider, if it is configured.
+    pub(super) fn provider(&self, index: usize) -> Option<&ProviderConfig> {
+        self.providers.get(index)?.as_deref()
+    }
+}
+
 /// What a route's requests record and say about one of its targets, made once per
 /// configuration. The names are shared by every request's ledger record instead of
 /// copied into each.
@@ -79,8 +86,6 @@ pub(super) struct TargetFacts {
     /// The provider's kind; empty when the provider is not configured.
     pub(super) kind: Arc<str>,
     pub(super) model: Arc<str>,
-    /// The provider's price-catalog id; empty when the provider is not configured.
-    pub(super) catalog: String,
     /// What a reply the target answers says about it (its attempt count left at 0).
     attribution: Attribution,
 }
@@ -264,7 +269,6 @@ impl Gateway {
                             provider: t.provider.as_str().into(),
                             kind: provider.map_or("", |p| p.kind()).into(),
                             model: t.model.as_str().into(),
-                            catalog: provider.map(|p| p.catalog.clone()).unwrap_or_default(),
                             attribution: Attribution {
                                 route: route_header.clone(),
                                 target: HeaderValue::from_str(t.label()).ok(),
@@ -344,9 +348,8 @@ impl Gateway {
                 return Err(error);
             }
         };
-        let target = &route.targets[index];
         if !route.max_share.is_empty() {
-            if let Some(provider) = self.provider_config(target) {
+            if let Some(provider) = state.provider(index) {
                 self.shared.shares.record(&route.name, &provider.topology, route.share_window);
             }
         }
@@ -438,10 +441,6 @@ impl Gateway {
                 Err(error) => Err(failed(guard, error)),
             }
         }
-    }
-
-    fn provider_config(&self, target: &TargetConfig) -> Option<&ProviderConfig> {
-        self.providers.get(&target.provider).map(|(c, _)| c.as_ref())
     }
 }
 

@@ -208,8 +208,8 @@ impl Settlement {
         }
         // Each attempt is priced at the rate in force when it started.
         for (attempt, &index) in self.attempts.iter_mut().zip(&self.targets) {
-            let (Some(facts), Some(target)) = (self.route.targets.get(index), self.route.config.targets.get(index)) else { continue };
-            let catalog = facts.catalog.as_str();
+            let Some(target) = self.route.config.targets.get(index) else { continue };
+            let catalog = self.route.provider(index).map_or("", |p| p.catalog.as_str());
             let model = target.priced_as.as_deref().unwrap_or(&target.model);
             if let Some(price) = self.prices.price_at(catalog, model, attempt.started_at) {
                 attempt.cost_micros = price.cost_micros(&attempt.usage);

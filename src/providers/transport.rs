@@ -149,7 +149,6 @@ impl Default for HttpClient {
     }
 }
 
-/// A JSON POST: the request every adapter sends.
 /// Headers every request gains on its way out: `content-type` ([`post_json`]), `host`
 /// (over HTTP/1.1) and `content-length` (hyper).
 const ADDED_HEADERS: usize = 3;
@@ -163,6 +162,7 @@ pub fn request_headers(fixed: &HeaderMap) -> HeaderMap {
     headers
 }
 
+/// A JSON POST: the request every adapter sends.
 pub fn post_json(uri: Uri, mut headers: HeaderMap, body: Vec<u8>) -> Request<Full<Bytes>> {
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     let mut request = Request::new(Full::new(Bytes::from(body)));
