@@ -31,7 +31,7 @@ use crate::config::{ClientKey, Config, TopologyDimension};
 use crate::dialects::{anthropic_messages, openai_chat, StreamEncoder};
 use crate::error::GatewayError;
 use crate::ledger::{LedgerHandle, LedgerStore, LedgerWriter, PriceCatalog, WriterConfig};
-use crate::pipeline::{client_stream, Attribution, Gateway, Inbound, Reply, Shared};
+use crate::pipeline::{client_stream, Attribution, Gateway, Inbound, Reply, Shared, Unanswered};
 use crate::telemetry;
 
 /// The async runtime the gateway serves on. A process that may run on one CPU only (a
@@ -366,7 +366,7 @@ where
     let result = async {
         // Keep-alive connections can still send requests while the server drains.
         if !state.ready.load(Ordering::SeqCst) {
-            return Err(GatewayError::ShuttingDown);
+            return Err(GatewayError::ShuttingDown.into());
         }
         let key_id = authenticate(&gateway.config.keys, headers)?;
         if dialect == Dialect::AnthropicMessages {
@@ -382,10 +382,16 @@ where
         };
         let inbound = Inbound { request, original: Some(bytes), front_door: dialect, key_id, anthropic_beta, anthropic_version };
         let reply = gateway.handle(inbound).await?;
-        Ok::<_, GatewayError>(encode_reply(dialect, reply, include_usage))
+        Ok::<_, Unanswered>(encode_reply(dialect, reply, include_usage))
     }
     .await;
-    result.unwrap_or_else(|e| error_response(dialect, &e.to_api_error()))
+    result.unwrap_or_else(|unanswered| {
+        let mut response = error_response(dialect, &unanswered.error.to_api_error());
+        if let Some(id) = &unanswered.request_id {
+            name_request(response.headers_mut(), id);
+        }
+        response
+    })
 }
 
 fn decode(dialect: Dialect, body: &[u8]) -> Result<crate::canonical::ChatRequest, ApiError> {
@@ -418,7 +424,7 @@ fn check_anthropic_version(headers: &HeaderMap) -> Result<(), GatewayError> {
 
 fn encode_reply(dialect: Dialect, reply: Reply, include_usage: bool) -> Response {
     match reply {
-        Reply::Complete { completion, attribution } => {
+        Reply::Complete { completion, attribution, request_id } => {
             let body = match completion.passthrough {
                 Some(bytes) => bytes,
                 None => {
@@ -432,12 +438,13 @@ fn encode_reply(dialect: Dialect, reply: Reply, include_usage: bool) -> Response
                 }
             };
             let mut response = Response::new(Body::from(body));
-            *response.headers_mut() = complete_reply_headers(&attribution);
+            *response.headers_mut() = complete_reply_headers(&attribution, &request_id);
             response
         }
         Reply::Stream(stream) => {
             let attribution = stream.attribution.clone();
-            let request_id = stream.settlement.request_id().replace('-', "");
+            let ledger_id = stream.settlement.shared_request_id();
+            let request_id = ledger_id.replace('-', "");
             let encoder: Box<dyn StreamEncoder> = match dialect {
                 Dialect::AnthropicMessages => Box::new(anthropic_messages::EventEncoder::new(format!("msg_{request_id}"), stream.passthrough)),
                 Dialect::OpenAiChat | Dialect::BedrockConverse | Dialect::Gemini => Box::new(openai_chat::ChunkEncoder::new(
@@ -447,12 +454,13 @@ fn encode_reply(dialect: Dialect, reply: Reply, include_usage: bool) -> Response
                     stream.passthrough,
                 )),
             };
-            let body = Body::from_stream(client_stream(stream, encoder));
+            let body = Body::from_stream(client_stream(*stream, encoder));
             let mut response = Response::new(body);
             let headers = response.headers_mut();
             headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
             headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
             attribute(headers, &attribution);
+            name_request(headers, &ledger_id);
             response
         }
     }
@@ -477,6 +485,7 @@ async fn count_tokens(State(state): State<Arc<AppState>>, headers: HeaderMap, bo
 }
 
 const ATTEMPTS: HeaderName = HeaderName::from_static("x-switchyard-attempts");
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-switchyard-request-id");
 
 /// Response headers that say which route and target answered, after how many attempts.
 fn attribute(headers: &mut HeaderMap, attribution: &Attribution) {
@@ -504,17 +513,31 @@ fn attempts_value(attempts: u32) -> HeaderValue {
     }
 }
 
-/// The headers of a complete reply: its content type and [`attribute`]'s. Those of a
-/// first-attempt answer are made once per target and copied, which costs less than
-/// hashing four header names into a new map; any other attempt count is set on the copy.
-fn complete_reply_headers(attribution: &Attribution) -> HeaderMap {
+/// Names the request's ledger entry (its `id`), so that a client can point at the exact
+/// row that billed it. Only replies to routed requests have one.
+fn name_request(headers: &mut HeaderMap, request_id: &str) {
+    // A request id is a hyphenated uuid: always a valid header value.
+    if let Ok(value) = HeaderValue::from_str(request_id) {
+        headers.insert(REQUEST_ID, value);
+    }
+}
+
+/// The headers of a complete reply: its content type, [`attribute`]'s and
+/// [`name_request`]'s. Those of a first-attempt answer are made once per target and
+/// copied, which costs less than hashing five header names into a new map; the request
+/// id and any other attempt count are set on the copy. The copy holds exactly its
+/// entries, so the template has a placeholder request id for the real one to replace:
+/// a new entry would make the copy grow.
+fn complete_reply_headers(attribution: &Attribution, request_id: &str) -> HeaderMap {
     let first_attempt = attribution.reply_headers.get_or_init(|| {
         let mut headers = HeaderMap::new();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         attribute(&mut headers, &Attribution { attempts: 1, ..attribution.clone() });
+        headers.insert(REQUEST_ID, HeaderValue::from_static(""));
         headers
     });
     let mut headers = first_attempt.clone();
+    name_request(&mut headers, request_id);
     if attribution.attempts != 1 {
         headers.insert(ATTEMPTS, attempts_value(attribution.attempts));
     }
@@ -550,8 +573,8 @@ async fn models(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Respo
 /// route's recent traffic share by cloud and operator.
 async fn admin_health(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     let gateway = state.gateway.load_full();
-    if let Err(response) = admin_auth(&gateway, &headers) {
-        return response;
+    if let Err(refusal) = admin_auth(&gateway, &headers) {
+        return error_response(Dialect::OpenAiChat, &refusal);
     }
     let shares: serde_json::Map<String, serde_json::Value> = gateway
         .config
@@ -568,8 +591,8 @@ async fn admin_health(State(state): State<Arc<AppState>>, headers: HeaderMap) ->
 /// `POST /admin/api/reload`: re-reads the configuration file.
 async fn admin_reload(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     let gateway = state.gateway.load_full();
-    if let Err(response) = admin_auth(&gateway, &headers) {
-        return response;
+    if let Err(refusal) = admin_auth(&gateway, &headers) {
+        return error_response(Dialect::OpenAiChat, &refusal);
     }
     match state.reload_from_file() {
         Ok(()) => axum::Json(json!({"reloaded": true})).into_response(),
@@ -578,14 +601,14 @@ async fn admin_reload(State(state): State<Arc<AppState>>, headers: HeaderMap) ->
 }
 
 /// The admin API needs `admin.token`; without one configured it does not exist.
-fn admin_auth(gateway: &Gateway, headers: &HeaderMap) -> Result<(), Response> {
+fn admin_auth(gateway: &Gateway, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(expected) = gateway.config.admin_token_sha256 else {
-        return Err(error_response(Dialect::OpenAiChat, &ApiError::new(404, ErrorCategory::NotFound, "The admin API is off: set admin.token to enable it.")));
+        return Err(ApiError::new(404, ErrorCategory::NotFound, "The admin API is off: set admin.token to enable it."));
     };
     let presented = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
     match presented {
         Some(token) if <[u8; 32]>::from(Sha256::digest(token.trim().as_bytes())) == expected => Ok(()),
-        _ => Err(error_response(Dialect::OpenAiChat, &ApiError::new(401, ErrorCategory::Authentication, "Missing or wrong admin token."))),
+        _ => Err(ApiError::new(401, ErrorCategory::Authentication, "Missing or wrong admin token.")),
     }
 }
 
@@ -735,7 +758,7 @@ mod tests {
     }
 
     #[test]
-    fn a_targets_complete_replies_share_its_headers_but_each_says_its_own_attempt_count() {
+    fn a_targets_complete_replies_share_its_headers_but_each_names_its_own_request_and_attempt_count() {
         let attribution = super::Attribution {
             route: Some(axum::http::HeaderValue::from_static("support")),
             target: Some(axum::http::HeaderValue::from_static("openai/gpt-4.1-mini")),
@@ -743,14 +766,15 @@ mod tests {
             simulated: true,
             reply_headers: Default::default(),
         };
-        for attempts in [3, 1, 12, 1] {
-            let headers = super::complete_reply_headers(&super::Attribution { attempts, ..attribution.clone() });
+        for (attempts, id) in [(3, "0196f1c2-0000-7000-8000-000000000001"), (1, "0196f1c2-0000-7000-8000-000000000002"), (12, "x"), (1, "y")] {
+            let headers = super::complete_reply_headers(&super::Attribution { attempts, ..attribution.clone() }, id);
             assert_eq!(headers["content-type"], "application/json");
             assert_eq!(headers["x-switchyard-route"], "support");
             assert_eq!(headers["x-switchyard-target"], "openai/gpt-4.1-mini");
             assert_eq!(headers["x-switchyard-simulated"], "true");
             assert_eq!(headers["x-switchyard-attempts"], attempts.to_string().as_str());
-            assert_eq!(headers.len(), 5);
+            assert_eq!(headers["x-switchyard-request-id"], id);
+            assert_eq!(headers.len(), 6);
         }
     }
 }

@@ -225,3 +225,58 @@ async fn shutdown_flushes_every_entry_to_the_ledger_file() {
     let store = LedgerStore::connect(&url).await.unwrap();
     assert_eq!(store.count_requests().await.unwrap(), 5);
 }
+
+/// The `x-switchyard-request-id` header of a reply.
+fn named_entry(response: &reqwest::Response) -> Option<String> {
+    response.headers().get("x-switchyard-request-id").map(|v| v.to_str().unwrap().to_owned())
+}
+
+#[tokio::test]
+async fn every_routed_reply_names_its_own_ledger_entry_answered_streamed_or_failed() {
+    let (primary, secondary, gateway) = setup().await;
+    // In order: answered at once, answered after a failover, streamed, failed on both targets.
+    primary.push(Reply::json(200, completion("model-a", "ok", (10, 5))));
+    primary.push(Reply::openai_error(503, "service_unavailable_error", "busy"));
+    secondary.push(Reply::json(200, completion("model-b", "ok", (10, 5))));
+    primary.push(Reply::sse(text_chunks("model-a", &["a", "b"], Some((10, 5)))));
+    primary.push(Reply::openai_error(500, "server_error", "down"));
+    secondary.push(Reply::Reset);
+
+    let mut named = Vec::new();
+    for (stream, status) in [(false, 200), (false, 200), (true, 200), (false, 502)] {
+        let response = gateway.post_chat(&hello(stream)).await;
+        assert_eq!(response.status(), status);
+        let id = named_entry(&response).expect("a routed request's reply names its ledger entry");
+        let _ = response.text().await.unwrap();
+        named.push(id);
+    }
+
+    let (_, rows) = ledger(&gateway).await;
+    let by_id = |id: &str| rows.iter().find(|(request, _)| &*request.id == id).unwrap_or_else(|| panic!("no ledger entry {id}"));
+    let (answered, _) = by_id(&named[0]);
+    assert_eq!((answered.outcome, answered.attempt_count), (Outcome::Success, 1));
+    let (failed_over, attempts) = by_id(&named[1]);
+    assert_eq!((failed_over.outcome, failed_over.attempt_count), (Outcome::Success, 2));
+    assert_eq!(attempts[0].status, Some(503));
+    let (streamed, _) = by_id(&named[2]);
+    assert!(streamed.stream);
+    let (failed, _) = by_id(&named[3]);
+    assert_eq!((failed.outcome, failed.status), (Outcome::UpstreamError, 502));
+    assert_eq!(rows.len(), 4, "one entry per request, each named once");
+    gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_request_refused_before_routing_names_no_ledger_entry() {
+    let (_primary, _secondary, gateway) = setup().await;
+    let unknown_route = gateway.post_chat(&json!({"model": "nope", "messages": [{"role": "user", "content": "hi"}]})).await;
+    assert_eq!(unknown_route.status(), 404);
+    assert_eq!(named_entry(&unknown_route), None);
+    let no_messages = gateway.post_chat(&json!({"model": "chat"})).await;
+    assert_eq!(no_messages.status(), 400);
+    assert_eq!(named_entry(&no_messages), None);
+
+    let (_, rows) = ledger(&gateway).await;
+    assert!(rows.is_empty());
+    gateway.shutdown().await;
+}

@@ -105,6 +105,7 @@ async fn run_cell(front: Front, up: Up, scenario: Scenario, stream: bool) {
     let status = response.status();
     let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     let attempts = response.headers().get("x-switchyard-attempts").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let named_entry = response.headers().get("x-switchyard-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     let body = response.text().await.expect("read the answer");
     assert_eq!(status, 200, "{body}");
     assert_eq!(attempts, "1");
@@ -123,6 +124,7 @@ async fn run_cell(front: Front, up: Up, scenario: Scenario, stream: bool) {
 
     let (row, attempts) = ledger(&gateway).await;
     assert_eq!(row.outcome.as_str(), "success");
+    assert_eq!(&*row.id, named_entry, "the reply names its ledger entry");
     assert_eq!(row.stream, stream);
     assert_eq!(row.attempt_count, 1);
     assert_eq!(attempts.len(), 1);

@@ -122,9 +122,36 @@ pub struct Attribution {
 }
 
 /// A successful request's answer.
+// The complete answer, the common case, stays inline rather than cost an allocation.
+#[allow(clippy::large_enum_variant)]
 pub enum Reply {
-    Complete { completion: Completion, attribution: Attribution },
-    Stream(StreamReply),
+    /// `request_id` names the request's ledger entry.
+    Complete { completion: Completion, attribution: Attribution, request_id: Arc<str> },
+    /// Boxed: a stream's state is three times a complete answer's, and every reply is
+    /// moved out of the pipeline's future.
+    Stream(Box<StreamReply>),
+}
+
+/// A request that got no answer: the error for the client and, when the request was
+/// routed, the id of its ledger entry (which lists the failed attempts).
+#[derive(Debug)]
+pub struct Unanswered {
+    pub error: GatewayError,
+    pub request_id: Option<Arc<str>>,
+}
+
+impl From<GatewayError> for Unanswered {
+    /// Refused before it was routed: nothing of it is in the ledger.
+    fn from(error: GatewayError) -> Self {
+        Unanswered { error, request_id: None }
+    }
+}
+
+impl Unanswered {
+    /// The error of a routed request, whose settlement has written its ledger entry.
+    fn recorded(error: GatewayError, settlement: &Settlement) -> Self {
+        Unanswered { error, request_id: Some(settlement.shared_request_id()) }
+    }
 }
 
 /// An established stream: the items read while waiting for the first token, the rest
@@ -307,7 +334,7 @@ impl Gateway {
     }
 
     /// Serves one request: tries the route's targets until one answers.
-    pub async fn handle(self: &Arc<Self>, inbound: Inbound) -> Result<Reply, GatewayError> {
+    pub async fn handle(self: &Arc<Self>, inbound: Inbound) -> Result<Reply, Unanswered> {
         let state = self.route_state(&inbound.request.model)?.clone();
         let route = state.config.clone();
         let route_permit = self.route_slot(&route).await?;
@@ -325,7 +352,7 @@ impl Gateway {
         if plan.order.is_empty() {
             let error = unavailable(&route, &plan.skipped);
             settlement.finish(Outcome::UpstreamError, error.to_api_error().status);
-            return Err(error);
+            return Err(Unanswered::recorded(error, &settlement));
         }
 
         let options = routing::Options { retry: &route.retry, deadline: started + route.timeouts.total, hedge_after: route.hedge_after };
@@ -345,7 +372,7 @@ impl Gateway {
                 let error = failure(&route, &settlement.pending, stop);
                 let outcome = if matches!(error, GatewayError::UpstreamRejected(_)) { Outcome::ClientError } else { Outcome::UpstreamError };
                 settlement.finish(outcome, error.to_api_error().status);
-                return Err(error);
+                return Err(Unanswered::recorded(error, &settlement));
             }
         };
         if !route.max_share.is_empty() {
@@ -359,7 +386,7 @@ impl Gateway {
                 settlement.answered(completion.response.usage, None);
                 settlement.answered_by(&completion.response.model);
                 settlement.finish(Outcome::Success, 200);
-                Ok(Reply::Complete { completion, attribution })
+                Ok(Reply::Complete { completion, attribution, request_id: settlement.shared_request_id() })
             }
             Established::Stream { first, rest, passthrough, ttft, permit, health } => {
                 settlement.stream_started(ttft, health);
@@ -373,7 +400,7 @@ impl Gateway {
                 });
                 let idle_timeout = route.timeouts.stream_idle;
                 let shutdown = self.shared.shutdown.clone();
-                Ok(Reply::Stream(StreamReply { first, rest, passthrough, attribution, idle_timeout, settlement, recovery, shutdown }))
+                Ok(Reply::Stream(Box::new(StreamReply { first, rest, passthrough, attribution, idle_timeout, settlement, recovery, shutdown })))
             }
         }
     }

@@ -65,6 +65,12 @@ impl Settlement {
         &self.request.id
     }
 
+    /// The ledger id, shared rather than borrowed: for a reply that outlives the
+    /// settlement.
+    pub fn shared_request_id(&self) -> Arc<str> {
+        self.request.id.clone()
+    }
+
     /// Keeps a concurrency slot until the request is over.
     pub(super) fn hold(&mut self, permit: Option<tokio::sync::OwnedSemaphorePermit>) {
         self.permits.extend(permit);

@@ -44,6 +44,20 @@ def test_a_plain_completion_returns_the_upstream_text_and_usage(client, route):
     assert completion.usage.total_tokens == PROMPT_TOKENS + COMPLETION_TOKENS
 
 
+def test_the_raw_response_names_the_ledger_entry_and_the_target_that_answered(client, route):
+    raw = client.chat.completions.with_raw_response.create(
+        model=route,
+        messages=[{"role": "user", "content": "hello gateway"}],
+    )
+
+    assert raw.parse().choices[0].message.content == "echo: hello gateway"
+    request_id = raw.headers["x-switchyard-request-id"]
+    # A uuid v7, hyphenated: what the ledger's rows are keyed by.
+    assert len(request_id) == 36 and request_id[14] == "7", request_id
+    assert raw.headers["x-switchyard-attempts"] == "1"
+    assert raw.headers["x-switchyard-route"] == route
+
+
 def test_a_stream_with_include_usage_yields_content_deltas_then_a_usage_chunk_with_no_choices(client, route):
     stream = client.chat.completions.create(
         model=route,
