@@ -1,6 +1,6 @@
 //! The `switchyard` command: wiring only; everything it runs lives in the library.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -163,7 +163,7 @@ async fn shutdown_signal() {
     }
 }
 
-fn check(path: &PathBuf) -> ExitCode {
+fn check(path: &Path) -> ExitCode {
     match Config::load(path) {
         Ok(config) => {
             for warning in &config.warnings {

@@ -274,7 +274,7 @@ impl FrameDecode for OpenAiEvents {
 
 fn is_usage_chunk(data: &str) -> bool {
     serde_json::from_str::<Value>(data)
-        .map(|v| v.get("usage").is_some_and(|u| !u.is_null()) && v.get("choices").map_or(true, |c| c.as_array().map_or(true, Vec::is_empty)))
+        .map(|v| v.get("usage").is_some_and(|u| !u.is_null()) && v.get("choices").is_none_or(|c| c.as_array().is_none_or(Vec::is_empty)))
         .unwrap_or(false)
 }
 

@@ -89,7 +89,8 @@ pub struct Options<'a> {
 enum Next {
     Stop(Stop),
     Retry(Duration),
-    NextTarget,
+    /// Go on to the plan's next target.
+    Failover,
 }
 
 /// Runs attempts over the planned targets until one succeeds, logging each attempt in
@@ -136,7 +137,7 @@ where
                         tried.push(next);
                         match decide(&error, options.retry.retries, options.retry) {
                             Next::Stop(stop) => return Err(stop),
-                            Next::Retry(_) | Next::NextTarget => break,
+                            Next::Retry(_) | Next::Failover => break,
                         }
                     }
                 },
@@ -151,7 +152,7 @@ where
             }
             match decide(&error, retries_used, options.retry) {
                 Next::Stop(stop) => return Err(stop),
-                Next::NextTarget => break,
+                Next::Failover => break,
                 Next::Retry(delay) => {
                     if Instant::now() + delay >= deadline {
                         break;
@@ -170,10 +171,10 @@ fn decide(error: &UpstreamError, retries_used: u32, policy: &RetryPolicy) -> Nex
         return Next::Stop(Stop::ClientFault(error.clone()));
     }
     if retries_used >= policy.retries || !error.kind.retry_same_target() {
-        return Next::NextTarget;
+        return Next::Failover;
     }
     // `None`: the upstream asked for a longer wait than the route allows.
-    backoff_delay(policy, retries_used + 1, error.retry_after).map_or(Next::NextTarget, Next::Retry)
+    backoff_delay(policy, retries_used + 1, error.retry_after).map_or(Next::Failover, Next::Retry)
 }
 
 async fn within<T>(deadline: Instant, attempt: impl Future<Output = Result<T, UpstreamError>>) -> Result<T, UpstreamError> {

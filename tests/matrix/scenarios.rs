@@ -59,6 +59,7 @@ pub enum Scenario {
 
 /// Why the answer ended, in dialect-neutral terms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(clippy::enum_variant_names)] // `StopSequence` is the dialects' own name for it
 pub enum Stop {
     EndTurn,
     MaxTokens,
