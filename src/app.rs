@@ -385,13 +385,7 @@ where
         Ok::<_, Unanswered>(encode_reply(dialect, reply, include_usage))
     }
     .await;
-    result.unwrap_or_else(|unanswered| {
-        let mut response = error_response(dialect, &unanswered.error.to_api_error());
-        if let Some(id) = &unanswered.request_id {
-            name_request(response.headers_mut(), id);
-        }
-        response
-    })
+    result.unwrap_or_else(|unanswered| render_error(dialect, &unanswered.error.to_api_error(), unanswered.request_id.as_deref()))
 }
 
 fn decode(dialect: Dialect, body: &[u8]) -> Result<crate::canonical::ChatRequest, ApiError> {
@@ -710,12 +704,20 @@ where
     })
 }
 
-/// Renders an error in the client's dialect; the one place client errors are logged.
+/// Renders an error in the client's dialect; with [`render_error`], the one place client
+/// errors are logged.
 fn error_response(dialect: Dialect, error: &ApiError) -> Response {
+    render_error(dialect, error, None)
+}
+
+/// An error reply and its log line, both naming the request's ledger entry when the
+/// request was routed (`request_id`), so that a client's report, the log and the ledger
+/// meet on one id.
+fn render_error(dialect: Dialect, error: &ApiError, request_id: Option<&str>) -> Response {
     if error.status >= 500 {
-        tracing::warn!(status = error.status, code = ?error.code, message = %error.message, "request failed");
+        tracing::warn!(status = error.status, code = error.code.as_deref(), message = %error.message, request_id, "request failed");
     } else {
-        tracing::debug!(status = error.status, code = ?error.code, message = %error.message, "request rejected");
+        tracing::debug!(status = error.status, code = error.code.as_deref(), message = %error.message, request_id, "request rejected");
     }
     let body = match dialect {
         Dialect::AnthropicMessages => anthropic_messages::error_body(error),
@@ -728,6 +730,9 @@ fn error_response(dialect: Dialect, error: &ApiError) -> Response {
         if let Ok(value) = HeaderValue::from_str(&secs.to_string()) {
             response.headers_mut().insert(header::RETRY_AFTER, value);
         }
+    }
+    if let Some(id) = request_id {
+        name_request(response.headers_mut(), id);
     }
     response
 }

@@ -195,3 +195,51 @@ async fn a_stream_still_running_when_the_drain_time_is_up_ends_with_an_error_and
     assert_eq!(rows.len(), 1, "the cut stream is in the ledger");
     assert_eq!(rows[0].outcome, switchyard::ledger::Outcome::StreamError);
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_failed_requests_log_line_names_the_ledger_entry_its_reply_names_and_never_the_key() {
+    let upstream = MockUpstream::start().await;
+    upstream.set_default(Reply::openai_error(500, "server_error", "down"));
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = format!("sqlite://{}", dir.path().join("ledger.db").display());
+    let path = dir.path().join("c.toml");
+    let text = config(&upstream, "chat", "retries = 0").replace("{LEDGER}", &ledger).replace("base_url =", "api_key = \"${UP_KEY}\"\nbase_url =");
+    std::fs::write(&path, text).unwrap();
+    // The gateway logs to standard output.
+    let log_path = dir.path().join("stdout.log");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["serve", "--config"])
+        .arg(&path)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("RUST_LOG", "warn")
+        .env("UP_KEY", "sk-upstream-secret-4242")
+        .stdout(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while client().get(format!("{url}/healthz")).send().await.is_err() {
+        assert!(Instant::now() < deadline, "gateway did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let body = json!({"model": "chat", "messages": [{"role": "user", "content": "x"}]});
+    let response = client().post(format!("{url}/v1/chat/completions")).header("content-type", "application/json").body(body.to_string()).send().await.unwrap();
+    assert_eq!(response.status(), 502);
+    let id = response.headers()["x-switchyard-request-id"].to_str().unwrap().to_owned();
+    let status = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let exit = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
+    assert!(exit.success(), "{exit:?}");
+
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let line = log.lines().find(|l| l.contains("request failed")).unwrap_or_else(|| panic!("no 'request failed' line in:\n{log}"));
+    assert!(line.contains(&format!("request_id=\"{id}\"")), "the log line names {id}: {line}");
+    assert!(!log.contains('\u{1b}'), "a log that is not a terminal gets no colour codes: {line}");
+    assert!(!log.contains("sk-upstream-secret-4242"), "{log}");
+    let store = switchyard::ledger::LedgerStore::connect(&ledger).await.unwrap();
+    let rows = store.requests_since(chrono::DateTime::UNIX_EPOCH).await.unwrap();
+    assert_eq!(rows.iter().map(|r| &*r.id).collect::<Vec<_>>(), [id.as_str()]);
+}
