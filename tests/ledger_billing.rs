@@ -94,6 +94,7 @@ async fn a_successful_request_is_one_row_priced_at_the_catalog_price() {
     assert_eq!(attempts.len(), 1);
     assert!(attempts[0].priced);
     assert_eq!(attempts[0].cost_micros, 6_000);
+    assert_eq!(attempts[0].status, Some(200), "the answering attempt keeps the upstream's status");
     gateway.shutdown().await;
 }
 
@@ -115,6 +116,7 @@ async fn a_failover_records_the_failed_attempt_and_bills_only_the_answer() {
     assert_eq!(attempts[0].error_kind.as_deref(), Some("overloaded"));
     assert_eq!(attempts[0].cost_micros, 0);
     assert_eq!(attempts[1].outcome, AttemptOutcome::Success);
+    assert_eq!(attempts[1].status, Some(200));
     gateway.shutdown().await;
 }
 
@@ -148,6 +150,7 @@ async fn a_stream_is_billed_from_its_usage_report_even_when_the_client_did_not_a
     assert_eq!(request.cost_micros, 6_000);
     assert!(request.ttft_ms.is_some());
     assert_eq!(attempts[0].ttft_ms, request.ttft_ms);
+    assert_eq!(attempts[0].status, Some(200));
     gateway.shutdown().await;
 }
 
@@ -278,5 +281,18 @@ async fn a_request_refused_before_routing_names_no_ledger_entry() {
 
     let (_, rows) = ledger(&gateway).await;
     assert!(rows.is_empty());
+    gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_answering_attempt_records_the_upstreams_own_success_status() {
+    let (primary, _secondary, gateway) = setup().await;
+    primary.set_default(Reply::json(203, completion("model-a", "ok", (1000, 500))));
+    assert_eq!(gateway.post_chat(&hello(false)).await.status(), 200);
+
+    let (_, rows) = ledger(&gateway).await;
+    let (request, attempts) = &rows[0];
+    assert_eq!(request.status, 200, "the client's status");
+    assert_eq!(attempts[0].status, Some(203), "the upstream's status");
     gateway.shutdown().await;
 }

@@ -209,9 +209,9 @@ impl Recovery {
         let result = routing::run(remaining, &options, |_| Vec::new(), attempt, &mut settlement.pending).await;
         settlement.absorb();
         match result {
-            Ok((index, Established::Stream { first, rest, ttft, permit, health, .. })) => {
+            Ok((index, Established::Stream { first, rest, status, ttft, permit, health, .. })) => {
                 self.tried.push(index);
-                settlement.stream_started(ttft, health);
+                settlement.stream_started(status, ttft, health);
                 settlement.hold(permit);
                 Ok((first, rest))
             }
@@ -240,6 +240,8 @@ enum Established {
         first: Vec<StreamItem>,
         rest: ItemStream,
         passthrough: bool,
+        /// The upstream's HTTP status.
+        status: u16,
         ttft: Duration,
         permit: Option<OwnedSemaphorePermit>,
         /// Reports the stream's outcome to its target's health when it ends.
@@ -383,13 +385,13 @@ impl Gateway {
         let attribution = Attribution { attempts, ..state.targets[index].attribution.clone() };
         match established {
             Established::Complete(completion) => {
-                settlement.answered(completion.response.usage, None);
+                settlement.answered(completion.status, completion.response.usage, None);
                 settlement.answered_by(&completion.response.model);
                 settlement.finish(Outcome::Success, 200);
                 Ok(Reply::Complete { completion, attribution, request_id: settlement.shared_request_id() })
             }
-            Established::Stream { first, rest, passthrough, ttft, permit, health } => {
-                settlement.stream_started(ttft, health);
+            Established::Stream { first, rest, passthrough, status, ttft, permit, health } => {
+                settlement.stream_started(status, ttft, health);
                 settlement.hold(permit);
                 let recovery = (route.stream_recovery == StreamRecovery::Continue).then(|| Recovery {
                     gateway: self.clone(),
@@ -451,10 +453,10 @@ impl Gateway {
         let started = Instant::now();
         if inbound.request.stream {
             match stream_attempt(provider, request, route.timeouts.first_token).await {
-                Ok((first, rest, passthrough, rate_limit)) => {
+                Ok(Opened { first, rest, passthrough, status, rate_limit }) => {
                     let ttft = started.elapsed();
                     guard.established(ttft, rate_limit);
-                    Ok(Established::Stream { first, rest, passthrough, ttft, permit, health: guard })
+                    Ok(Established::Stream { first, rest, passthrough, status, ttft, permit, health: guard })
                 }
                 Err(error) => Err(failed(guard, error)),
             }
@@ -486,7 +488,14 @@ async fn complete_attempt(provider: &Provider, request: AttemptRequest<'_>, time
     }
 }
 
-type Opened = (Vec<StreamItem>, ItemStream, bool, Option<crate::providers::RateLimitHint>);
+/// A streamed answer whose first content has arrived.
+struct Opened {
+    first: Vec<StreamItem>,
+    rest: ItemStream,
+    passthrough: bool,
+    status: u16,
+    rate_limit: Option<crate::providers::RateLimitHint>,
+}
 
 /// Sends a streamed request and waits for its first content, all within `first_token`.
 async fn stream_attempt(provider: &Provider, request: AttemptRequest<'_>, first_token: Duration) -> Result<Opened, UpstreamError> {
@@ -494,7 +503,7 @@ async fn stream_attempt(provider: &Provider, request: AttemptRequest<'_>, first_
         match provider.send(request).await? {
             Answer::Stream(stream) => {
                 let (first, rest) = wait_for_first_content(stream.items).await?;
-                Ok((first, rest, stream.passthrough, stream.rate_limit))
+                Ok(Opened { first, rest, passthrough: stream.passthrough, status: stream.status, rate_limit: stream.rate_limit })
             }
             Answer::Complete(_) => Err(UpstreamError::new(ErrorKind::Protocol, "answered in one piece when a stream was asked for")),
         }

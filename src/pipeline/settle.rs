@@ -127,16 +127,17 @@ impl Settlement {
         });
     }
 
-    /// Sets the answering attempt's usage (complete answers).
-    pub(super) fn answered(&mut self, usage: Usage, ttft: Option<Duration>) {
+    /// Sets the answering attempt's HTTP status and usage (complete answers).
+    pub(super) fn answered(&mut self, status: u16, usage: Usage, ttft: Option<Duration>) {
         if let Some(attempt) = self.answering.and_then(|i| self.attempts.get_mut(i)) {
+            attempt.status = Some(status);
             attempt.usage = usage;
             attempt.ttft_ms = ttft.map(|d| d.as_millis() as u64);
         }
     }
 
-    pub(super) fn stream_started(&mut self, ttft: Duration, health: AttemptGuard) {
-        self.answered(Usage::default(), Some(ttft));
+    pub(super) fn stream_started(&mut self, status: u16, ttft: Duration, health: AttemptGuard) {
+        self.answered(status, Usage::default(), Some(ttft));
         self.stream_health = Some(health);
     }
 

@@ -99,10 +99,11 @@ impl AnthropicUpstream {
         let request = transport::post_json(transport::parse_uri(&url, &self.provider)?, headers, body);
         let response = upstream::send(&self.http, request, |status, headers, body| self.classify(status, headers, body)).await?;
         let rate_limit = RateLimitHint::from_headers(response.headers());
+        let status = response.status().as_u16();
         if stream {
             let events = AnthropicEvents { decoder: EventDecoder::new(), provider: self.provider.clone() };
             let items = upstream::items(response, SseFraming::default(), events, passthrough, &self.provider);
-            return Ok(Answer::Stream(EventStream { passthrough, rate_limit, items }));
+            return Ok(Answer::Stream(EventStream { passthrough, status, rate_limit, items }));
         }
         let bytes = response.bytes().await?;
         let response = if passthrough {
@@ -113,7 +114,7 @@ impl AnthropicUpstream {
         let mut response =
             response.map_err(|e| UpstreamError::new(ErrorKind::Protocol, format!("unreadable answer from {}: {e}", self.provider)))?;
         response.created = chrono::Utc::now().timestamp();
-        Ok(Answer::Complete(Completion { response, rate_limit, passthrough: passthrough.then_some(bytes) }))
+        Ok(Answer::Complete(Completion { response, status, rate_limit, passthrough: passthrough.then_some(bytes) }))
     }
 
     /// The client's JSON with only the model changed (on Vertex the model moves to the

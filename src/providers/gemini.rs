@@ -192,17 +192,18 @@ impl GeminiUpstream {
         headers.insert(auth_name, auth_value);
         let request = transport::post_json(transport::parse_uri(&self.url(attempt.model, stream), &self.provider)?, headers, body);
         let response = upstream::send(&self.http, request, |status, headers, body| self.classify(status, headers, body)).await?;
+        let status = response.status().as_u16();
         if stream {
             let events = GeminiEvents { decoder: GeminiStreamDecoder::new(attempt.model), errors: self.error_context() };
             let items = upstream::items(response, SseFraming::default(), events, false, &self.provider);
-            return Ok(Answer::Stream(EventStream { passthrough: false, rate_limit: None, items }));
+            return Ok(Answer::Stream(EventStream { passthrough: false, status, rate_limit: None, items }));
         }
         let bytes = response.bytes().await?;
         let wire: gemini::GeminiResponse = serde_json::from_slice(&bytes)
             .map_err(|e| UpstreamError::new(ErrorKind::Protocol, format!("unreadable answer from {}: {e}", self.provider)))?;
         let context = ResponseContext { model: attempt.model, created: chrono::Utc::now().timestamp() };
         let response = gemini::decode_response(wire, context).map_err(|e| answer_error(&self.provider, e))?;
-        Ok(Answer::Complete(Completion { response, rate_limit: None, passthrough: None }))
+        Ok(Answer::Complete(Completion { response, status, rate_limit: None, passthrough: None }))
     }
 
     /// A `models/` prefix (as Google's model listings spell ids) is accepted and dropped.

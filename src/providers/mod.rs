@@ -70,6 +70,8 @@ pub enum Answer {
 
 pub struct Completion {
     pub response: ChatResponse,
+    /// The upstream's HTTP status (a 2xx; the simulator says 200), for the ledger.
+    pub status: u16,
     /// Quota left, from the upstream's rate-limit headers.
     pub rate_limit: Option<RateLimitHint>,
     /// The upstream's body, unchanged, when the client speaks the upstream's dialect.
@@ -83,6 +85,8 @@ pub type ItemStream = Pin<Box<dyn Stream<Item = Result<StreamItem, UpstreamError
 pub struct EventStream {
     /// Whether `raw` payloads are the client's dialect and should be forwarded as-is.
     pub passthrough: bool,
+    /// The upstream's HTTP status (a 2xx; the simulator says 200), for the ledger.
+    pub status: u16,
     /// Quota left, from the upstream's rate-limit headers.
     pub rate_limit: Option<RateLimitHint>,
     pub items: ItemStream,

@@ -108,10 +108,11 @@ impl OpenAiChatUpstream {
         let request = transport::post_json(url, transport::request_headers(&self.headers), body);
         let response = upstream::send(&self.http, request, |status, headers, body| self.classify(status, headers, body)).await?;
         let rate_limit = RateLimitHint::from_headers(response.headers());
+        let status = response.status().as_u16();
         if stream {
             let client_wants_usage = attempt.request.include_usage;
             let items = self.event_stream(response, passthrough, client_wants_usage);
-            return Ok(Answer::Stream(EventStream { passthrough, rate_limit, items }));
+            return Ok(Answer::Stream(EventStream { passthrough, status, rate_limit, items }));
         }
         let bytes = response.bytes().await?;
         let response = if passthrough {
@@ -120,7 +121,7 @@ impl OpenAiChatUpstream {
             json::from_bytes(&bytes).map_err(|e| e.to_string()).and_then(openai_chat::decode_response)
         }
         .map_err(|e| UpstreamError::new(ErrorKind::Protocol, format!("unusable answer from {}: {e}", self.provider)))?;
-        Ok(Answer::Complete(Completion { response, rate_limit, passthrough: passthrough.then_some(bytes) }))
+        Ok(Answer::Complete(Completion { response, status, rate_limit, passthrough: passthrough.then_some(bytes) }))
     }
 
     /// The request body: the client's own JSON when it spoke this dialect (only the

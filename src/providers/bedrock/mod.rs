@@ -79,17 +79,18 @@ impl BedrockUpstream {
         let request = self.signed_request(url, body).await?;
         let response = upstream::send(&self.http, request, |status, headers, body| self.classify(status, headers, body)).await?;
         let id = response.headers().get("x-amzn-requestid").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        let status = response.status().as_u16();
         if stream {
             let events = ConverseEvents { decoder: ConverseStreamDecoder::new(id, attempt.model), provider: self.provider.clone() };
             let items = upstream::items(response, EventstreamFraming::default(), events, false, &self.provider);
-            return Ok(Answer::Stream(EventStream { passthrough: false, rate_limit: None, items }));
+            return Ok(Answer::Stream(EventStream { passthrough: false, status, rate_limit: None, items }));
         }
         let bytes = response.bytes().await?;
         let wire: bedrock_converse::ConverseResponse = serde_json::from_slice(&bytes)
             .map_err(|e| UpstreamError::new(ErrorKind::Protocol, format!("unreadable answer from {}: {e}", self.provider)))?;
         let context = ResponseContext { id: &id, model: attempt.model, created: chrono::Utc::now().timestamp() };
         let response = bedrock_converse::decode_response(wire, context);
-        Ok(Answer::Complete(Completion { response, rate_limit: None, passthrough: None }))
+        Ok(Answer::Complete(Completion { response, status, rate_limit: None, passthrough: None }))
     }
 
     fn url(&self, model: &str, stream: bool) -> Result<http::Uri, UpstreamError> {
