@@ -202,3 +202,39 @@ fn the_configuration_reference_in_the_readme_is_a_valid_config() {
     let config = Config::from_toml(block, &|name| Some(format!("{name}-value-0123456789"))).unwrap_or_else(|e| panic!("{e}"));
     assert!(config.routes.contains_key("support"));
 }
+
+#[test]
+fn a_providers_ca_file_must_be_readable_hold_certificates_and_belong_to_a_provider_that_connects() {
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls");
+    let toml = format!(
+        r#"
+[providers.missing]
+kind = "openai-compatible"
+base_url = "https://vllm.internal:8000/v1"
+ca_file = "{fixtures}/absent.pem"
+
+[providers.key_not_ca]
+kind = "openai-compatible"
+base_url = "https://vllm.internal:8000/v1"
+ca_file = "{fixtures}/server.key"
+
+[providers.sim]
+kind = "sim"
+ca_file = "{fixtures}/ca.pem"
+
+[routes.chat]
+targets = [{{ provider = "missing", model = "m" }}, {{ provider = "key_not_ca", model = "m" }}, {{ provider = "sim", model = "m" }}]
+"#
+    );
+    assert_eq!(
+        errors(&toml),
+        vec![
+            format!("providers.key_not_ca.ca_file: \"{fixtures}/server.key\" holds no certificate (no \"-----BEGIN CERTIFICATE-----\" block)"),
+            format!("providers.missing.ca_file: cannot read \"{fixtures}/absent.pem\": No such file or directory (os error 2)"),
+            "providers.sim.ca_file: the simulator makes no connections; remove it".to_owned(),
+        ]
+    );
+    let good = toml.replace("absent.pem", "ca.pem").replace("server.key", "ca.pem").replace(&format!("ca_file = \"{fixtures}/ca.pem\"\n\n[routes"), "\n[routes");
+    let config = Config::from_toml(&good, &env).expect("a readable CA file is accepted");
+    assert_eq!(config.providers["missing"].ca_certificates.len(), 1);
+}

@@ -78,6 +78,8 @@ pub struct ProviderConfig {
     /// The price-catalog provider id its models are priced under.
     pub catalog: String,
     pub connect_timeout: Duration,
+    /// CA certificates from `ca_file`, trusted for this provider besides the public roots.
+    pub ca_certificates: Arc<[rustls::pki_types::CertificateDer<'static>]>,
     pub breaker: BreakerPolicy,
     pub max_concurrency: Option<u32>,
 }

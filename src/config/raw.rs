@@ -107,6 +107,9 @@ pub struct RawProvider {
     pub catalog: Option<String>,
     #[serde(default, with = "humantime_serde")]
     pub connect_timeout: Option<Duration>,
+    /// PEM file of CA certificates this provider's TLS server may chain to, besides the
+    /// public roots (an internal CA, a TLS-inspecting egress proxy).
+    pub ca_file: Option<String>,
     #[serde(default)]
     pub topology: RawTopology,
     #[serde(default)]

@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
 use sha2::{Digest, Sha256};
 
 use super::raw::{RawBreaker, RawConfig, RawPrice, RawProvider, RawRoute, RawSim, RawTopology};
@@ -230,6 +232,14 @@ fn provider(name: &str, raw: &RawProvider, env: EnvLookup<'_>, problems: &mut Pr
             }
         }
     }
+    let ca_certificates = match &raw.ca_file {
+        Some(_) if matches!(settings, ProviderSettings::Sim(_)) => {
+            problems.push(format!("{path}.ca_file"), "the simulator makes no connections; remove it");
+            Arc::from([])
+        }
+        Some(file) => ca_certificates(&format!("{path}.ca_file"), file, problems),
+        None => Arc::from([]),
+    };
     if problems.0.len() > errors_before {
         return None;
     }
@@ -243,10 +253,36 @@ fn provider(name: &str, raw: &RawProvider, env: EnvLookup<'_>, problems: &mut Pr
         topology: topology(&raw.topology, settings.kind()),
         catalog,
         connect_timeout: raw.connect_timeout.unwrap_or(Duration::from_secs(5)),
+        ca_certificates,
         breaker,
         max_concurrency: raw.max_concurrency,
         settings,
     })
+}
+
+/// The CA certificates of a PEM file (a path relative to the working directory, like
+/// the ledger's), each checked to be usable as a trust anchor.
+fn ca_certificates(path: &str, file: &str, problems: &mut Problems) -> Arc<[CertificateDer<'static>]> {
+    let certificates = match CertificateDer::pem_file_iter(file).and_then(|certificates| certificates.collect::<Result<Vec<_>, _>>()) {
+        Ok(certificates) => certificates,
+        Err(rustls::pki_types::pem::Error::Io(error)) => {
+            problems.push(path, format!("cannot read \"{file}\": {error}"));
+            return Arc::from([]);
+        }
+        Err(error) => {
+            problems.push(path, format!("\"{file}\" is not a PEM certificate file: {error}"));
+            return Arc::from([]);
+        }
+    };
+    if certificates.is_empty() {
+        problems.push(path, format!("\"{file}\" holds no certificate (no \"-----BEGIN CERTIFICATE-----\" block)"));
+        return Arc::from([]);
+    }
+    let (_, unusable) = rustls::RootCertStore::empty().add_parsable_certificates(certificates.iter().cloned());
+    if unusable > 0 {
+        problems.push(path, format!("{unusable} of the {} certificates in \"{file}\" cannot be used as a CA", certificates.len()));
+    }
+    certificates.into()
 }
 
 fn sim(path: &str, raw: Option<&RawSim>, problems: &mut Problems) -> Option<SimSettings> {

@@ -256,7 +256,7 @@ impl Gateway {
         let providers: BTreeMap<String, (Arc<ProviderConfig>, Arc<Provider>)> = config
             .providers
             .iter()
-            .map(|(name, p)| (name.clone(), (p.clone(), Provider::from_config(p, &HttpClient::new(p.connect_timeout)))))
+            .map(|(name, p)| (name.clone(), (p.clone(), Provider::from_config(p, &HttpClient::new(p.connect_timeout).trusting(&p.ca_certificates)))))
             .collect();
         let route_slots = config
             .routes

@@ -1,6 +1,7 @@
 //! The HTTP client every adapter sends its upstream requests with.
 //!
-//! hyper's client connections over rustls (Mozilla's roots, ALPN for HTTP/2), kept open
+//! hyper's client connections over rustls (Mozilla's roots, plus the CA certificates of
+//! the provider's `ca_file`; ALPN for HTTP/2), kept open
 //! in a pool of the gateway's own ([`super::pool`]): the gateway needs no redirect
 //! following (an API upstream that redirects is misconfigured, and following would
 //! resend the body and key elsewhere), no client-side retries (retries are the route's,
@@ -31,6 +32,7 @@ use hyper_util::client::legacy::connect::proxy::Tunnel;
 use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
 use hyper_util::client::proxy::matcher::Matcher;
 use hyper_util::rt::TokioIo;
+use rustls::pki_types::CertificateDer;
 use tower::Service;
 
 use super::pool::{self, Key, Lease, Pool, Turn};
@@ -70,8 +72,18 @@ impl HttpClient {
         // try the next; the connector bounds the whole set-up, TLS included, as well.
         http.set_connect_timeout(Some(connect_timeout));
         let proxies = proxies.map(Arc::new);
-        let connector = Connector::new(http, proxies.clone(), connect_timeout);
+        let connector = Connector::new(http, tls_config(), proxies.clone(), connect_timeout);
         HttpClient { connector, pool: Arc::default(), proxies }
+    }
+
+    /// The same client, also trusting `certificates` (a provider's `ca_file`) as roots
+    /// besides Mozilla's.
+    pub fn trusting(self, certificates: &[CertificateDer<'static>]) -> Self {
+        if certificates.is_empty() {
+            return self;
+        }
+        let Connector { http, proxies, timeout, .. } = self.connector;
+        HttpClient { connector: Connector::new(http, tls_config_trusting(certificates), proxies, timeout), ..self }
     }
 
     /// Sends a request (to an absolute URL) and returns once the answer's head has
@@ -282,16 +294,29 @@ fn proxies_from_env() -> Option<Matcher> {
 }
 
 /// Mozilla's roots with ring's TLS defaults, made once for every provider's client.
-fn tls_config() -> &'static rustls::ClientConfig {
-    static CONFIG: OnceLock<rustls::ClientConfig> = OnceLock::new();
-    CONFIG.get_or_init(|| {
-        let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
-        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .expect("ring supports the default TLS versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth()
-    })
+fn tls_config() -> Arc<rustls::ClientConfig> {
+    static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
+    CONFIG.get_or_init(|| Arc::new(client_config(public_roots()))).clone()
+}
+
+/// [`tls_config`] with more roots: made once per client that has them.
+fn tls_config_trusting(certificates: &[CertificateDer<'static>]) -> Arc<rustls::ClientConfig> {
+    let mut roots = public_roots();
+    // Configuration checked that each one is usable.
+    roots.add_parsable_certificates(certificates.iter().cloned());
+    Arc::new(client_config(roots))
+}
+
+fn public_roots() -> rustls::RootCertStore {
+    rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() }
+}
+
+fn client_config(roots: rustls::RootCertStore) -> rustls::ClientConfig {
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth()
 }
 
 /// A request that got no answer, `connecting` or on a connection made: classified for
@@ -348,7 +373,7 @@ type Io = MaybeHttpsStream<TokioIo<tokio::net::TcpStream>>;
 struct Connector {
     direct: HttpsConnector<HttpConnector>,
     http: HttpConnector,
-    tls: &'static rustls::ClientConfig,
+    tls: Arc<rustls::ClientConfig>,
     proxies: Option<Arc<Matcher>>,
     /// Bounds the whole connection set-up: TCP, a proxy's `CONNECT` and the TLS
     /// handshake, so an upstream that accepts and then says nothing fails over after
@@ -357,9 +382,8 @@ struct Connector {
 }
 
 impl Connector {
-    fn new(http: HttpConnector, proxies: Option<Arc<Matcher>>, timeout: Duration) -> Self {
-        let tls = tls_config();
-        Connector { direct: https(tls, http.clone()), http, tls, proxies, timeout }
+    fn new(http: HttpConnector, tls: Arc<rustls::ClientConfig>, proxies: Option<Arc<Matcher>>, timeout: Duration) -> Self {
+        Connector { direct: https(&tls, http.clone()), http, tls, proxies, timeout }
     }
 
     fn bounded(&self, connecting: impl Future<Output = Result<Io, BoxError>> + Send + 'static, proxied: bool) -> <Self as Service<Uri>>::Future {
@@ -402,7 +426,7 @@ impl Service<Uri> for Connector {
             if let Some(auth) = intercept.basic_auth() {
                 tunnel = tunnel.with_auth(auth.clone());
             }
-            let connecting = https(self.tls, tunnel).call(dst);
+            let connecting = https(&self.tls, tunnel).call(dst);
             self.bounded(connecting, false)
         } else {
             let connecting = self.direct.call(intercept.uri().clone());
