@@ -128,6 +128,43 @@ async fn the_admin_api_does_not_exist_without_a_token() {
     assert_eq!(response.status(), 404);
 }
 
+/// `switchyard serve --config PATH` as a process of its own on a free port, with
+/// `RUST_LOG=warn` and whatever `customize` adds; started once it answers `/healthz`.
+#[cfg(unix)]
+struct ServedProcess {
+    child: std::process::Child,
+    url: String,
+}
+
+#[cfg(unix)]
+impl ServedProcess {
+    async fn start(config: &std::path::Path, customize: impl FnOnce(&mut std::process::Command)) -> ServedProcess {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"));
+        command.args(["serve", "--config"]).arg(config).args(["--listen", &format!("127.0.0.1:{port}")]).env("RUST_LOG", "warn");
+        customize(&mut command);
+        let child = command.spawn().unwrap();
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while client().get(format!("{url}/healthz")).send().await.is_err() {
+            assert!(Instant::now() < deadline, "gateway did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        ServedProcess { child, url }
+    }
+
+    /// Sends SIGTERM, as an orchestrator stopping the gateway does.
+    fn terminate(&self) {
+        let status = std::process::Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+    }
+
+    async fn exits_cleanly(mut self) {
+        let exit = tokio::task::spawn_blocking(move || self.child.wait()).await.unwrap().unwrap();
+        assert!(exit.success(), "{exit:?}");
+    }
+}
+
 #[cfg(unix)]
 #[tokio::test]
 async fn sigterm_drains_an_in_flight_stream_and_flushes_the_ledger() {
@@ -137,32 +174,17 @@ async fn sigterm_drains_an_in_flight_stream_and_flushes_the_ledger() {
     let ledger = format!("sqlite://{}", dir.path().join("ledger.db").display());
     let path = dir.path().join("c.toml");
     std::fs::write(&path, config(&upstream, "chat", "").replace("{LEDGER}", &ledger)).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
-        .args(["serve", "--config"])
-        .arg(&path)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .env("RUST_LOG", "warn")
-        .spawn()
-        .unwrap();
-    let url = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while client().get(format!("{url}/healthz")).send().await.is_err() {
-        assert!(Instant::now() < deadline, "gateway did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let gateway = ServedProcess::start(&path, |_| {}).await;
 
     let body = json!({"model": "chat", "stream": true, "messages": [{"role": "user", "content": "x"}]});
-    let mut stream = client().post(format!("{url}/v1/chat/completions")).header("content-type", "application/json").body(body.to_string()).send().await.unwrap();
+    let mut stream = client().post(format!("{}/v1/chat/completions", gateway.url)).header("content-type", "application/json").body(body.to_string()).send().await.unwrap();
     let mut text = String::from_utf8_lossy(&stream.chunk().await.unwrap().unwrap()).into_owned();
-    let status = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    assert!(status.success());
+    gateway.terminate();
     while let Some(chunk) = stream.chunk().await.unwrap() {
         text.push_str(&String::from_utf8_lossy(&chunk));
     }
     assert!(text.contains(r#""content":"three""#) && text.ends_with("data: [DONE]\n\n"), "{text}");
-    let exit = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
-    assert!(exit.success(), "{exit:?}");
+    gateway.exits_cleanly().await;
 
     let store = switchyard::ledger::LedgerStore::connect(&ledger).await.unwrap();
     let rows = store.requests_since(chrono::DateTime::UNIX_EPOCH).await.unwrap();
@@ -208,31 +230,17 @@ async fn a_failed_requests_log_line_names_the_ledger_entry_its_reply_names_and_n
     std::fs::write(&path, text).unwrap();
     // The gateway logs to standard output.
     let log_path = dir.path().join("stdout.log");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
-        .args(["serve", "--config"])
-        .arg(&path)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .env("RUST_LOG", "warn")
-        .env("UP_KEY", "sk-upstream-secret-4242")
-        .stdout(std::fs::File::create(&log_path).unwrap())
-        .spawn()
-        .unwrap();
-    let url = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while client().get(format!("{url}/healthz")).send().await.is_err() {
-        assert!(Instant::now() < deadline, "gateway did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let gateway = ServedProcess::start(&path, |command| {
+        command.env("UP_KEY", "sk-upstream-secret-4242").stdout(std::fs::File::create(&log_path).unwrap());
+    })
+    .await;
 
     let body = json!({"model": "chat", "messages": [{"role": "user", "content": "x"}]});
-    let response = client().post(format!("{url}/v1/chat/completions")).header("content-type", "application/json").body(body.to_string()).send().await.unwrap();
+    let response = client().post(format!("{}/v1/chat/completions", gateway.url)).header("content-type", "application/json").body(body.to_string()).send().await.unwrap();
     assert_eq!(response.status(), 502);
     let id = response.headers()["x-switchyard-request-id"].to_str().unwrap().to_owned();
-    let status = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    assert!(status.success());
-    let exit = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
-    assert!(exit.success(), "{exit:?}");
+    gateway.terminate();
+    gateway.exits_cleanly().await;
 
     let log = std::fs::read_to_string(&log_path).unwrap();
     let line = log.lines().find(|l| l.contains("request failed")).unwrap_or_else(|| panic!("no 'request failed' line in:\n{log}"));
