@@ -9,7 +9,8 @@
 #
 # Build the old one from a worktree, e.g.
 #   git worktree add /tmp/old COMMIT && (cd /tmp/old && cargo build --release --bin switchyard)
-# Needs wrk, nginx and a release build of examples/bench_upstream. Knobs: BENCH_ROUNDS=3,
+# Needs wrk, nginx and a release build of examples/bench_upstream. Knobs: BENCH_ROUNDS=4
+# (even, so each build runs second and third equally often),
 # BENCH_DURATION=10 (seconds per measured run, after a 3 s warm-up), BENCH_PORT_BASE=19400.
 # Prints, per run, requests per second and the proxy's CPU (user + kernel) per request.
 set -euo pipefail
@@ -17,7 +18,7 @@ cd "$(dirname "$0")/.."
 [ $# = 2 ] || { echo "usage: bash scripts/bench-ab.sh OLD_BINARY NEW_BINARY" >&2; exit 2; }
 OLD=$1
 NEW=$2
-ROUNDS=${BENCH_ROUNDS:-3}
+ROUNDS=${BENCH_ROUNDS:-4}
 DURATION=${BENCH_DURATION:-10}
 PORT_BASE=${BENCH_PORT_BASE:-19400}
 MOCK=${CARGO_TARGET_DIR:-target}/release/examples/bench_upstream
@@ -100,9 +101,16 @@ run() { # name port pid
     awk -v n="$requests" -v t=$((after - before)) -v hz="$HZ" -v d="$DURATION" -v name="$1" \
         'BEGIN { printf "%-6s %8.0f req/s  %5.1f us CPU/request\n", name, n / d, t / hz * 1e6 / n }'
 }
+# The two gateways swap places every round: on a noisy VM the run in third place was
+# seen to come out about 10% slower whichever build it was.
 for round in $(seq "$ROUNDS"); do
     echo "round $round"
     run nginx $((PORT_BASE + 2)) "$NGINX_PID"
-    run old $((PORT_BASE + 3)) "$OLD_PID"
-    run new $((PORT_BASE + 4)) "$NEW_PID"
+    if [ $((round % 2)) = 1 ]; then
+        run old $((PORT_BASE + 3)) "$OLD_PID"
+        run new $((PORT_BASE + 4)) "$NEW_PID"
+    else
+        run new $((PORT_BASE + 4)) "$NEW_PID"
+        run old $((PORT_BASE + 3)) "$OLD_PID"
+    fi
 done
