@@ -437,7 +437,7 @@ fn encode_reply(dialect: Dialect, reply: Reply, include_usage: bool) -> Response
         }
         Reply::Stream(stream) => {
             let attribution = stream.attribution.clone();
-            let ledger_id = stream.settlement.shared_request_id();
+            let ledger_id = stream.settlement.request_id().clone();
             let request_id = ledger_id.replace('-', "");
             let encoder: Box<dyn StreamEncoder> = match dialect {
                 Dialect::AnthropicMessages => Box::new(anthropic_messages::EventEncoder::new(format!("msg_{request_id}"), stream.passthrough)),

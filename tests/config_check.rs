@@ -234,7 +234,17 @@ targets = [{{ provider = "missing", model = "m" }}, {{ provider = "key_not_ca", 
             "providers.sim.ca_file: the simulator makes no connections; remove it".to_owned(),
         ]
     );
-    let good = toml.replace("absent.pem", "ca.pem").replace("server.key", "ca.pem").replace(&format!("ca_file = \"{fixtures}/ca.pem\"\n\n[routes"), "\n[routes");
+    let good = format!(
+        r#"
+[providers.internal]
+kind = "openai-compatible"
+base_url = "https://vllm.internal:8000/v1"
+ca_file = "{fixtures}/ca.pem"
+
+[routes.chat]
+targets = [{{ provider = "internal", model = "m" }}]
+"#
+    );
     let config = Config::from_toml(&good, &env).expect("a readable CA file is accepted");
-    assert_eq!(config.providers["missing"].ca_certificates.len(), 1);
+    assert_eq!(config.providers["internal"].ca_certificates.len(), 1);
 }

@@ -150,7 +150,7 @@ impl From<GatewayError> for Unanswered {
 impl Unanswered {
     /// The error of a routed request, whose settlement has written its ledger entry.
     fn recorded(error: GatewayError, settlement: &Settlement) -> Self {
-        Unanswered { error, request_id: Some(settlement.shared_request_id()) }
+        Unanswered { error, request_id: Some(settlement.request_id().clone()) }
     }
 }
 
@@ -388,7 +388,7 @@ impl Gateway {
                 settlement.answered(completion.status, completion.response.usage, None);
                 settlement.answered_by(&completion.response.model);
                 settlement.finish(Outcome::Success, 200);
-                Ok(Reply::Complete { completion, attribution, request_id: settlement.shared_request_id() })
+                Ok(Reply::Complete { completion, attribution, request_id: settlement.request_id().clone() })
             }
             Established::Stream { first, rest, passthrough, status, ttft, permit, health } => {
                 settlement.stream_started(status, ttft, health);

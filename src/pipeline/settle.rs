@@ -60,15 +60,9 @@ impl Settlement {
         Settlement { pending: Vec::new(), route, ledger, prices, request, attempts: Vec::new(), targets: Vec::new(), answering: None, answer_started: None, started: Instant::now(), done: false, answered_model: None, permits: Vec::new(), stream_health: None }
     }
 
-    /// The ledger id of the request.
-    pub fn request_id(&self) -> &str {
+    /// The ledger id of the request (shared: replies that outlive the settlement keep it).
+    pub fn request_id(&self) -> &Arc<str> {
         &self.request.id
-    }
-
-    /// The ledger id, shared rather than borrowed: for a reply that outlives the
-    /// settlement.
-    pub fn shared_request_id(&self) -> Arc<str> {
-        self.request.id.clone()
     }
 
     /// Keeps a concurrency slot until the request is over.

@@ -170,7 +170,7 @@ impl State {
     }
 
     async fn fail(&mut self, error: &UpstreamError, out: &mut BytesMut) {
-        tracing::warn!(request_id = self.settlement.request_id(), error = %error, "stream broke after the answer had started");
+        tracing::warn!(request_id = self.settlement.request_id().as_ref(), error = %error, "stream broke after the answer had started");
         self.settlement.stream_failed(error, crate::pipeline::tokens::text_tokens(&self.partial_text));
         if self.try_continue().await {
             return;
@@ -195,14 +195,14 @@ impl State {
         }
         match recovery.resume(&self.partial_text, &mut self.settlement).await {
             Ok((first, rest)) => {
-                tracing::info!(request_id = self.settlement.request_id(), "continuing the broken stream on another target");
+                tracing::info!(request_id = self.settlement.request_id().as_ref(), "continuing the broken stream on another target");
                 self.first = first.into();
                 self.rest = rest;
                 self.splice = Some(Splice { offset: self.next_index, text_block: self.open_text_block, folded: None });
                 true
             }
             Err(e) => {
-                tracing::warn!(request_id = self.settlement.request_id(), error = %e, "could not continue the broken stream");
+                tracing::warn!(request_id = self.settlement.request_id().as_ref(), error = %e, "could not continue the broken stream");
                 false
             }
         }
