@@ -171,6 +171,34 @@ async fn the_models_endpoint_lists_routes_and_labels_simulated_ones() {
 }
 
 #[tokio::test]
+async fn a_simulated_target_refuses_several_choices_so_the_route_fails_over_or_says_why() {
+    let upstream = MockUpstream::start().await;
+    upstream.set_default(Reply::json(200, completion("gpt-4.1-mini", "hi", (3, 1))));
+    let config = mock_config(&upstream)
+        + "\n[providers.sim]\nkind = \"sim\"\nsim = { time_to_first_token = \"1ms\", tokens_per_second = 10000 }\n\n\
+           [routes.demo]\ntargets = [{ provider = \"sim\", model = \"m\" }, { provider = \"mock\", model = \"gpt-4.1-mini\" }]\n\n\
+           [routes.sim_only]\ntargets = [{ provider = \"sim\", model = \"m\" }]\n";
+    let gateway = TestGateway::start(&config).await;
+    let several = |route: &str| json!({"model": route, "n": 2, "messages": [{"role": "user", "content": "x"}]});
+
+    let answered = gateway.post_chat(&several("demo")).await;
+    assert_eq!(answered.status(), 200);
+    assert_eq!(answered.headers()["x-switchyard-target"], "mock/gpt-4.1-mini");
+    assert_eq!(answered.headers()["x-switchyard-attempts"], "2");
+    assert_eq!(upstream.last_request().json()["n"], 2);
+
+    let refused = gateway.post_chat(&several("sim_only")).await;
+    assert_eq!(refused.status(), 400);
+    let body = read_json(refused).await;
+    assert_openai_error_shape(&body);
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("n > 1"), "{message}");
+
+    let one = gateway.post_chat(&json!({"model": "sim_only", "n": 1, "messages": [{"role": "user", "content": "x"}]})).await;
+    assert_eq!(one.status(), 200);
+}
+
+#[tokio::test]
 async fn health_readiness_and_metrics_answer() {
     let (_upstream, gateway) = gateway().await;
     gateway.post_chat(&json!({"model": "chat", "messages": [{"role": "user", "content": "x"}]})).await;

@@ -46,6 +46,12 @@ impl Sim {
     }
 
     pub async fn send(&self, attempt: AttemptRequest<'_>) -> Result<Answer, UpstreamError> {
+        // One answer per request, like most vendors' APIs: refusing `n > 1` as they do
+        // lets the route fail over to a target that can, instead of silently answering
+        // one choice where the client asked for several.
+        if attempt.request.n.is_some_and(|n| n > 1) {
+            return Err(UpstreamError::new(ErrorKind::Unsupported, format!("{} (simulated) cannot take n > 1 (several alternative answers in one request)", self.name)));
+        }
         if self.settings.failure_rate > 0.0 && self.roll() < self.settings.failure_rate {
             return Err(self.fail().await);
         }
