@@ -8,9 +8,11 @@
 #   bash scripts/bench.sh
 #
 # Knobs (environment):
-#   BENCH_DURATION=20      seconds per measured saturation run
-#   BENCH_WARMUP=5         seconds of warm-up before each target's first run
-#   BENCH_FIXED_DURATION=15 seconds per fixed-load latency run
+#   BENCH_ROUNDS=3         rounds of measuring: each round runs every path once, in an
+#                          order that rotates from round to round (see "Rounds" below)
+#   BENCH_DURATION=10      seconds per path per saturation round
+#   BENCH_WARMUP=5         seconds of warm-up for each path before the first round
+#   BENCH_FIXED_DURATION=8 seconds per path per fixed-load round
 #   BENCH_THINK_MS=10      per-connection pause between requests in the fixed-load runs
 #   BENCH_CONNECTIONS=32   BENCH_WRK_THREADS=2
 #   BENCH_PIN=1            pin wrk+mock to BENCH_LOAD_CPUS and the proxy under test to
@@ -29,9 +31,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
-DURATION=${BENCH_DURATION:-20}
+ROUNDS=${BENCH_ROUNDS:-3}
+DURATION=${BENCH_DURATION:-10}
 WARMUP=${BENCH_WARMUP:-5}
-FIXED_DURATION=${BENCH_FIXED_DURATION:-15}
+FIXED_DURATION=${BENCH_FIXED_DURATION:-8}
 THINK_MS=${BENCH_THINK_MS:-10}
 CONNS=${BENCH_CONNECTIONS:-32}
 WRK_THREADS=${BENCH_WRK_THREADS:-2}
@@ -367,16 +370,62 @@ sleep 1 # let the ledger writer write its last batch
 GW_MEM_REQUESTS=$GW_REQUESTS
 GW_RSS_KIB=$(status_kib "$GW_PID" VmRSS)
 GW_HWM_KIB=$(status_kib "$GW_PID" VmHWM)
+# Rounds: this machine's speed drifts by 10-20% over minutes (BENCHMARKS.md), more than
+# the margins measured here. Each path is measured in ROUNDS short runs, interleaved with
+# the others' and in an order that rotates, so a drift lands on every path alike instead
+# of on whichever ran last; the rounds are then combined (combine_rounds) and the
+# comparisons made round by round (round_ratios).
+PATHS=(direct nginx bare gateway)
+measure() { # MODE SECONDS THINK_MS
+    local round i
+    for round in $(seq "$ROUNDS"); do
+        for i in "${!PATHS[@]}"; do
+            run_wrk "${PATHS[$(( (i + round - 1) % ${#PATHS[@]} ))]}" "$1-$round" "$2" "$3"
+        done
+    done
+    for i in "${PATHS[@]}"; do combine_rounds "$i" "$1"; done
+}
+# The median of the numbers on standard input, one per line.
+median() { sort -g | awk '{ v[NR] = $1 } END { printf "%.3f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+# Combines NAME-MODE-1.txt ... NAME-MODE-ROUNDS.txt into NAME-MODE.txt: counts and CPU
+# summed (so req/s and CPU per request cover all rounds), latency percentiles the median
+# of the rounds', the maximum the largest, other processes' CPU the worst round's.
+combine_rounds() { # NAME MODE
+    local files=() round key
+    for round in $(seq "$ROUNDS"); do files+=("$WORK/$1-$2-$round.txt"); done
+    awk -F= '
+        $1 ~ /^(requests|duration_us|errors|cpu_ticks|cpu_sys_ticks)$/ { sum[$1] += $2 }
+        $1 == "max_us" || $1 == "other_cpu_pct" { if (!($1 in top) || $2 + 0 > top[$1] + 0) top[$1] = $2 }
+        $1 == "mean_us" { mean[FILENAME] = $2 }
+        $1 == "requests" { count[FILENAME] = $2 }
+        END {
+            for (file in mean) weighted_mean += mean[file] * count[file]
+            for (k in sum) printf "%s=%d\n", k, sum[k]
+            printf "rps=%.1f\n", sum["requests"] / (sum["duration_us"] / 1e6)
+            printf "mean_us=%.1f\n", weighted_mean / (sum["requests"] > 0 ? sum["requests"] : 1)
+            for (k in top) printf "%s=%s\n", k, top[k]
+        }' "${files[@]}" >"$WORK/$1-$2.txt"
+    for key in p50_us p90_us p99_us p999_us; do
+        printf '%s=%.0f\n' "$key" "$(for round in "${files[@]}"; do get "$round" "$key"; done | median)" >>"$WORK/$1-$2.txt"
+    done
+}
+# NAME's req/s over nginx's, round by round: "MEDIAN|ROUND1 ROUND2 ...".
+round_ratios() { # NAME
+    local round list=""
+    for round in $(seq "$ROUNDS"); do
+        list="$list $(calc %.3f "$(get "$WORK/$1-saturate-$round.txt" rps) / $(get "$WORK/nginx-saturate-$round.txt" rps)")"
+    done
+    echo "$(tr ' ' '\n' <<<"${list# }" | median)|${list# }"
+}
+
 # 1. Saturation: throughput and latency with 32 connections pushing as fast as they can.
-for name in direct nginx bare gateway; do
+for name in "${PATHS[@]}"; do
     run_wrk "$name" warmup "$WARMUP" 0
-    run_wrk "$name" saturate "$DURATION" 0
 done
+measure saturate "$DURATION" 0
 # 2. Fixed load: same 32 connections, each pausing THINK_MS between requests, so every
 #    path sees the same offered load well below capacity: latency without queueing.
-for name in direct nginx bare gateway; do
-    run_wrk "$name" fixed "$FIXED_DURATION" "$THINK_MS"
-done
+measure fixed "$FIXED_DURATION" "$THINK_MS"
 # 3. Memory again, after all the gateway's traffic.
 sleep 1
 GW_RSS_END_KIB=$(status_kib "$GW_PID" VmRSS)
@@ -400,8 +449,8 @@ added_p50_fix=$(( $(f gateway-fixed p50_us) - $(f direct-fixed p50_us) ))
 added_p99_fix=$(( $(f gateway-fixed p99_us) - $(f direct-fixed p99_us) ))
 nginx_added_p50_fix=$(( $(f nginx-fixed p50_us) - $(f direct-fixed p50_us) ))
 nginx_added_p99_fix=$(( $(f nginx-fixed p99_us) - $(f direct-fixed p99_us) ))
-ratio=$(calc %.3f "$(f gateway-saturate rps) / $(f nginx-saturate rps)")
-bare_ratio=$(calc %.3f "$(f bare-saturate rps) / $(f nginx-saturate rps)")
+IFS='|' read -r ratio ratio_rounds <<<"$(round_ratios gateway)"
+IFS='|' read -r bare_ratio bare_ratio_rounds <<<"$(round_ratios bare)"
 bare_added_p50_fix=$(( $(f bare-fixed p50_us) - $(f direct-fixed p50_us) ))
 bare_added_p99_fix=$(( $(f bare-fixed p99_us) - $(f direct-fixed p99_us) ))
 cpu_us_per_req() { # run [field] -> CPU microseconds the proxy used per request ("null" for direct)
@@ -427,7 +476,7 @@ DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ)
     echo "Switchyard gateway benchmark  $DATE  commit $(git describe --always --dirty 2>/dev/null || echo '?')"
     echo "$NCPU CPUs ($CPU_MODEL); $PIN_DESC"
     echo "wrk -c $CONNS -t $WRK_THREADS, non-streaming POST /v1/chat/completions;" \
-        "saturation ${DURATION}s; fixed load ${FIXED_DURATION}s with ${THINK_MS} ms think time per connection"
+        "$ROUNDS rounds of saturation ${DURATION}s and fixed load ${FIXED_DURATION}s (${THINK_MS} ms think time per connection) per path"
     echo
     printf '%-20s %8s %8s %8s %8s %9s %16s %8s\n' "run" "req/s" "p50 us" "p90 us" "p99 us" "p99.9 us" "proxy CPU us/req" "others"
     printf '%-20s %8s %8s %8s %8s %9s %16s %8s\n' "" "" "" "" "" "" "total (kernel)" "CPU %"
@@ -445,8 +494,8 @@ DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ)
     printf '%-44s %s\n' "gateway added latency, saturation p50/p99" "${added_p50_sat} / ${added_p99_sat} us   (queueing: informational only)"
     printf '%-44s %s\n' "nginx added latency, fixed load p50/p99" "${nginx_added_p50_fix} / ${nginx_added_p99_fix} us"
     printf '%-44s %s\n' "bare hyper proxy added latency, fixed p50/p99" "${bare_added_p50_fix} / ${bare_added_p99_fix} us"
-    printf '%-44s %s\n' "gateway throughput / nginx (saturation)" "$ratio   (target >= 0.70: $v_tput)"
-    printf '%-44s %s\n' "bare hyper proxy throughput / nginx" "$bare_ratio   (about the ceiling on these crates)"
+    printf '%-44s %s\n' "gateway throughput / nginx (saturation)" "$ratio   (target >= 0.70: $v_tput; the median of rounds $ratio_rounds)"
+    printf '%-44s %s\n' "bare hyper proxy throughput / nginx" "$bare_ratio   (about the ceiling on these crates; rounds $bare_ratio_rounds)"
     printf '%-44s %s\n' "gateway RSS after $GW_MEM_REQUESTS requests" "$rss_mib MiB (peak $hwm_mib; idle before: $idle_mib)   (target <= 60 MiB: $v_rss)"
     printf '%-44s %s\n' "gateway RSS after $GW_REQUESTS requests" "$rss_end_mib MiB (peak $hwm_end_mib): $growth_mib MiB more per 100k requests"
     printf '%-44s %s\n' "nginx RSS (master + workers)" "$nginx_mib MiB"
@@ -466,13 +515,15 @@ cat >"$OUT_DIR/summary.json" <<EOF
   "uncommitted_changes": $([ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ] && echo true || echo false),
   "gateway_binary": "$GATEWAY_BIN",
   "machine": {"nproc": $NCPU, "cpu": "$CPU_MODEL", "pinned": $([ "$PIN" = 1 ] && echo true || echo false), "pinning": "$PIN_DESC"},
-  "load": {"tool": "wrk", "connections": $CONNS, "threads": $WRK_THREADS, "saturation_seconds": $DURATION, "fixed_load_seconds": $FIXED_DURATION, "think_ms": $THINK_MS},
+  "load": {"tool": "wrk", "connections": $CONNS, "threads": $WRK_THREADS, "rounds": $ROUNDS, "saturation_seconds_per_round": $DURATION, "fixed_load_seconds_per_round": $FIXED_DURATION, "think_ms": $THINK_MS},
   "saturation": {"direct": $(run_json direct-saturate), "nginx": $(run_json nginx-saturate), "bare_proxy": $(run_json bare-saturate), "gateway": $(run_json gateway-saturate)},
   "fixed_load": {"direct": $(run_json direct-fixed), "nginx": $(run_json nginx-fixed), "bare_proxy": $(run_json bare-fixed), "gateway": $(run_json gateway-fixed)},
   "gateway_added_latency_us": {"fixed_load": {"p50": $added_p50_fix, "p99": $added_p99_fix}, "saturation": {"p50": $added_p50_sat, "p99": $added_p99_sat}},
   "nginx_added_latency_us": {"fixed_load": {"p50": $nginx_added_p50_fix, "p99": $nginx_added_p99_fix}},
   "throughput_ratio_gateway_over_nginx": $ratio,
+  "throughput_ratio_gateway_over_nginx_by_round": [$(echo $ratio_rounds | tr ' ' ',')],
   "throughput_ratio_bare_proxy_over_nginx": $bare_ratio,
+  "throughput_ratio_bare_proxy_over_nginx_by_round": [$(echo $bare_ratio_rounds | tr ' ' ',')],
   "bare_proxy_added_latency_us": {"fixed_load": {"p50": $bare_added_p50_fix, "p99": $bare_added_p99_fix}},
   "gateway_memory": {"requests_served": $GW_MEM_REQUESTS, "rss_mib": $rss_mib, "peak_rss_mib": $hwm_mib, "idle_rss_mib": $idle_mib,
     "end": {"requests_served": $GW_REQUESTS, "rss_mib": $rss_end_mib, "peak_rss_mib": $hwm_end_mib, "growth_mib_per_100k_requests": $growth_mib}, "threads": $GW_THREADS},
