@@ -122,11 +122,10 @@ pub struct Attribution {
 }
 
 /// A successful request's answer.
-// The complete answer, the common case, stays inline rather than cost an allocation.
-#[allow(clippy::large_enum_variant)]
 pub enum Reply {
-    /// `request_id` names the request's ledger entry.
-    Complete { completion: Completion, attribution: Attribution, request_id: Arc<str> },
+    /// `request_id` names the request's ledger entry. The completion stays in the box
+    /// its provider made (see [`Answer`](crate::providers::Answer)).
+    Complete { completion: Box<Completion>, attribution: Attribution, request_id: Arc<str> },
     /// Boxed: a stream's state is three times a complete answer's, and every reply is
     /// moved out of the pipeline's future.
     Stream(Box<StreamReply>),
@@ -235,7 +234,7 @@ impl Recovery {
 
 /// What a successful attempt hands back to the failover loop.
 enum Established {
-    Complete(Completion),
+    Complete(Box<Completion>),
     Stream {
         first: Vec<StreamItem>,
         rest: ItemStream,
@@ -479,7 +478,7 @@ fn failed(guard: AttemptGuard, error: UpstreamError) -> UpstreamError {
     error
 }
 
-async fn complete_attempt(provider: &Provider, request: AttemptRequest<'_>, timeout: Duration) -> Result<Completion, UpstreamError> {
+async fn complete_attempt(provider: &Provider, request: AttemptRequest<'_>, timeout: Duration) -> Result<Box<Completion>, UpstreamError> {
     match tokio::time::timeout(timeout, provider.send(request)).await {
         Ok(Ok(Answer::Complete(completion))) => Ok(completion),
         Ok(Ok(Answer::Stream(_))) => Err(UpstreamError::new(ErrorKind::Protocol, "streamed an answer that was not asked for")),

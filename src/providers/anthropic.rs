@@ -114,7 +114,7 @@ impl AnthropicUpstream {
         let mut response =
             response.map_err(|e| UpstreamError::new(ErrorKind::Protocol, format!("unreadable answer from {}: {e}", self.provider)))?;
         response.created = chrono::Utc::now().timestamp();
-        Ok(Answer::Complete(Completion { response, status, rate_limit, passthrough: passthrough.then_some(bytes) }))
+        Ok(Answer::Complete(Box::new(Completion { response, status, rate_limit, passthrough: passthrough.then_some(bytes) })))
     }
 
     /// The client's JSON with only the model changed (on Vertex the model moves to the

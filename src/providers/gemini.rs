@@ -203,7 +203,7 @@ impl GeminiUpstream {
             .map_err(|e| UpstreamError::new(ErrorKind::Protocol, format!("unreadable answer from {}: {e}", self.provider)))?;
         let context = ResponseContext { model: attempt.model, created: chrono::Utc::now().timestamp() };
         let response = gemini::decode_response(wire, context).map_err(|e| answer_error(&self.provider, e))?;
-        Ok(Answer::Complete(Completion { response, status, rate_limit: None, passthrough: None }))
+        Ok(Answer::Complete(Box::new(Completion { response, status, rate_limit: None, passthrough: None })))
     }
 
     /// A `models/` prefix (as Google's model listings spell ids) is accepted and dropped.

@@ -64,7 +64,10 @@ pub struct AttemptRequest<'a> {
 
 /// A successful attempt's answer.
 pub enum Answer {
-    Complete(Completion),
+    /// Boxed: an answer is handed up through several layers (provider, attempt, failover,
+    /// pipeline, front door), and each move of a few hundred bytes inline was a `memcpy`
+    /// call; a box moves as a pointer, for one allocation.
+    Complete(Box<Completion>),
     Stream(EventStream),
 }
 

@@ -121,7 +121,7 @@ impl OpenAiChatUpstream {
             json::from_bytes(&bytes).map_err(|e| e.to_string()).and_then(openai_chat::decode_response)
         }
         .map_err(|e| UpstreamError::new(ErrorKind::Protocol, format!("unusable answer from {}: {e}", self.provider)))?;
-        Ok(Answer::Complete(Completion { response, status, rate_limit, passthrough: passthrough.then_some(bytes) }))
+        Ok(Answer::Complete(Box::new(Completion { response, status, rate_limit, passthrough: passthrough.then_some(bytes) })))
     }
 
     /// The request body: the client's own JSON when it spoke this dialect (only the

@@ -59,7 +59,7 @@ impl Sim {
         if !attempt.request.stream {
             let total = self.settings.time_to_first_token + self.token_time(script.output_tokens());
             tokio::time::sleep(total).await;
-            return Ok(Answer::Complete(Completion { response: script.response(), status: 200, rate_limit: None, passthrough: None }));
+            return Ok(Answer::Complete(Box::new(Completion { response: script.response(), status: 200, rate_limit: None, passthrough: None })));
         }
         Ok(Answer::Stream(EventStream { passthrough: false, status: 200, rate_limit: None, items: self.stream(script) }))
     }

@@ -90,7 +90,7 @@ impl BedrockUpstream {
             .map_err(|e| UpstreamError::new(ErrorKind::Protocol, format!("unreadable answer from {}: {e}", self.provider)))?;
         let context = ResponseContext { id: &id, model: attempt.model, created: chrono::Utc::now().timestamp() };
         let response = bedrock_converse::decode_response(wire, context);
-        Ok(Answer::Complete(Completion { response, status, rate_limit: None, passthrough: None }))
+        Ok(Answer::Complete(Box::new(Completion { response, status, rate_limit: None, passthrough: None })))
     }
 
     fn url(&self, model: &str, stream: bool) -> Result<http::Uri, UpstreamError> {
