@@ -296,3 +296,29 @@ async fn the_answering_attempt_records_the_upstreams_own_success_status() {
     assert_eq!(attempts[0].status, Some(203), "the upstream's status");
     gateway.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_requests_id_carries_its_start_and_its_attempts_start_in_order_within_it() {
+    let (primary, secondary, gateway) = setup().await;
+    primary.set_default(Reply::delayed(Duration::from_millis(40), Reply::openai_error(503, "service_unavailable_error", "busy")));
+    secondary.set_default(Reply::json(200, completion("model-b", "ok", (10, 5))));
+    for _ in 0..3 {
+        assert_eq!(gateway.post_chat(&hello(false)).await.status(), 200);
+    }
+
+    let (_, rows) = ledger(&gateway).await;
+    assert_eq!(rows.len(), 3);
+    let ids: Vec<&str> = rows.iter().map(|(r, _)| &*r.id).collect();
+    let mut sorted = ids.clone();
+    sorted.sort();
+    assert_eq!(ids, sorted, "ids sort in the order the requests were made (rows come back by start time)");
+    for (request, attempts) in &rows {
+        let (seconds, nanos) = uuid::Uuid::parse_str(&request.id).unwrap().get_timestamp().expect("a v7 id has a timestamp").to_unix();
+        assert_eq!(seconds as i64 * 1000 + i64::from(nanos / 1_000_000), request.started_at.timestamp_millis(), "the id's time is the start's");
+        let [failed, answered] = &attempts[..] else { panic!("two attempts expected: {attempts:?}") };
+        let end = request.started_at + chrono::TimeDelta::milliseconds(request.latency_ms as i64 + 1);
+        assert!(request.started_at <= failed.started_at && failed.started_at < answered.started_at && answered.started_at <= end, "{request:?} {attempts:?}");
+        assert!(answered.started_at - failed.started_at >= chrono::TimeDelta::milliseconds(40), "the answering attempt started after the failed one's 40 ms");
+    }
+    gateway.shutdown().await;
+}

@@ -340,7 +340,7 @@ impl Gateway {
         let route = state.config.clone();
         let route_permit = self.route_slot(&route).await?;
         let started = Instant::now();
-        let mut settlement = Settlement::new(&inbound, state.clone(), self.ledger.clone(), self.prices.clone());
+        let mut settlement = Settlement::new(&inbound, started, state.clone(), self.ledger.clone(), self.prices.clone());
         settlement.hold(route_permit);
 
         let plan = routing::plan(&PlanContext {
@@ -451,7 +451,7 @@ impl Gateway {
         };
         let started = Instant::now();
         if inbound.request.stream {
-            match stream_attempt(provider, request, route.timeouts.first_token).await {
+            match stream_attempt(provider, request, started, route.timeouts.first_token).await {
                 Ok(Opened { first, rest, passthrough, status, rate_limit }) => {
                     let ttft = started.elapsed();
                     guard.established(ttft, rate_limit);
@@ -460,7 +460,7 @@ impl Gateway {
                 Err(error) => Err(failed(guard, error)),
             }
         } else {
-            match complete_attempt(provider, request, route.timeouts.attempt).await {
+            match complete_attempt(provider, request, started, route.timeouts.attempt).await {
                 Ok(completion) => {
                     let rate_limit = completion.rate_limit.clone();
                     guard.report(AttemptReport::Success { latency: started.elapsed(), ttft: None, rate_limit });
@@ -478,8 +478,10 @@ fn failed(guard: AttemptGuard, error: UpstreamError) -> UpstreamError {
     error
 }
 
-async fn complete_attempt(provider: &Provider, request: AttemptRequest<'_>, timeout: Duration) -> Result<Box<Completion>, UpstreamError> {
-    match tokio::time::timeout(timeout, provider.send(request)).await {
+/// Sends a request and waits for its complete answer, up to `timeout` after the attempt
+/// `started` (the caller's clock reading, not another one).
+async fn complete_attempt(provider: &Provider, request: AttemptRequest<'_>, started: Instant, timeout: Duration) -> Result<Box<Completion>, UpstreamError> {
+    match tokio::time::timeout_at(started + timeout, provider.send(request)).await {
         Ok(Ok(Answer::Complete(completion))) => Ok(completion),
         Ok(Ok(Answer::Stream(_))) => Err(UpstreamError::new(ErrorKind::Protocol, "streamed an answer that was not asked for")),
         Ok(Err(e)) => Err(e),
@@ -496,8 +498,9 @@ struct Opened {
     rate_limit: Option<crate::providers::RateLimitHint>,
 }
 
-/// Sends a streamed request and waits for its first content, all within `first_token`.
-async fn stream_attempt(provider: &Provider, request: AttemptRequest<'_>, first_token: Duration) -> Result<Opened, UpstreamError> {
+/// Sends a streamed request and waits for its first content, all within `first_token`
+/// of the attempt's start.
+async fn stream_attempt(provider: &Provider, request: AttemptRequest<'_>, started: Instant, first_token: Duration) -> Result<Opened, UpstreamError> {
     let opening = async {
         match provider.send(request).await? {
             Answer::Stream(stream) => {
@@ -507,7 +510,7 @@ async fn stream_attempt(provider: &Provider, request: AttemptRequest<'_>, first_
             Answer::Complete(_) => Err(UpstreamError::new(ErrorKind::Protocol, "answered in one piece when a stream was asked for")),
         }
     };
-    match tokio::time::timeout(first_token, opening).await {
+    match tokio::time::timeout_at(started + first_token, opening).await {
         Ok(result) => result,
         Err(_) => Err(UpstreamError::new(ErrorKind::FirstTokenTimeout, format!("no first token within {first_token:?}"))),
     }

@@ -46,18 +46,22 @@ pub struct Settlement {
 }
 
 impl Settlement {
+    /// For a request that started at `started` (the wall clock is read here, once: the
+    /// attempts' start times and the request id's timestamp are derived from it).
     pub(super) fn new(
         inbound: &Inbound,
+        started: Instant,
         route: Arc<RouteState>,
         ledger: LedgerHandle,
         prices: Arc<PriceCatalog>,
     ) -> Settlement {
+        let started_at = chrono::Utc::now();
         let request = RequestRecord {
-            started_at: chrono::Utc::now(),
+            started_at,
             stream: inbound.request.stream,
-            ..blank_request(Names { id: request_id(), route: route.name.clone(), key_id: inbound.key_id.clone(), front_door: front_door_name(inbound.front_door) })
+            ..blank_request(Names { id: request_id(started_at), route: route.name.clone(), key_id: inbound.key_id.clone(), front_door: front_door_name(inbound.front_door) })
         };
-        Settlement { pending: Vec::new(), route, ledger, prices, request, attempts: Vec::new(), targets: Vec::new(), answering: None, answer_started: None, started: Instant::now(), done: false, answered_model: None, permits: Vec::new(), stream_health: None }
+        Settlement { pending: Vec::new(), route, ledger, prices, request, attempts: Vec::new(), targets: Vec::new(), answering: None, answer_started: None, started, done: false, answered_model: None, permits: Vec::new(), stream_health: None }
     }
 
     /// The ledger id of the request (shared: replies that outlive the settlement keep it).
@@ -100,7 +104,7 @@ impl Settlement {
             provider: facts.provider.clone(),
             provider_kind: facts.kind.clone(),
             model: facts.model.clone(),
-            started_at: log.started_at,
+            started_at: self.wall_clock(log.started),
             latency_ms: log.elapsed.as_millis() as u64,
             ttft_ms: None,
             usage: Usage::default(),
@@ -119,6 +123,12 @@ impl Settlement {
             status: error.and_then(|e| e.status),
             retry_after_ms: error.and_then(|e| e.retry_after).map(|d| d.as_millis() as u64),
         });
+    }
+
+    /// The wall-clock time of `instant`, a moment of this request.
+    fn wall_clock(&self, instant: Instant) -> chrono::DateTime<chrono::Utc> {
+        let since_start = instant.saturating_duration_since(self.started);
+        self.request.started_at + chrono::TimeDelta::from_std(since_start).unwrap_or(chrono::TimeDelta::MAX)
     }
 
     /// Sets the answering attempt's HTTP status and usage (complete answers).
@@ -197,11 +207,12 @@ impl Settlement {
             _ => {}
         }
         self.absorb();
-        let latency = self.started.elapsed();
+        let now = Instant::now();
+        let latency = now - self.started;
         if let (Some(i), Some(answer_started)) = (self.answering, self.answer_started) {
             if let Some(attempt) = self.attempts.get_mut(i) {
                 // A streamed answer's attempt lasts until the stream ends.
-                attempt.latency_ms = answer_started.elapsed().as_millis() as u64;
+                attempt.latency_ms = (now - answer_started).as_millis() as u64;
                 if outcome == Outcome::Cancelled && attempt.outcome == AttemptOutcome::Success {
                     attempt.outcome = AttemptOutcome::Cancelled;
                 }
@@ -262,11 +273,19 @@ impl Settlement {
     }
 }
 
-/// A new request id: a uuid v7, hyphenated, lower case (what the ledger's reports by
-/// time rely on), written straight into its string.
-fn request_id() -> Arc<str> {
+/// A new request id for a request that started at `started_at`: a uuid v7, hyphenated,
+/// lower case (what the ledger's reports by time rely on), written straight into its
+/// string. Ids made in one process sort in the order they were made, as
+/// `Uuid::now_v7`'s do (the same kind of context, shared by every request).
+fn request_id(started_at: chrono::DateTime<chrono::Utc>) -> Arc<str> {
+    use std::panic::AssertUnwindSafe;
+    use std::sync::Mutex;
+    use uuid::timestamp::context::ContextV7;
+    static CONTEXT: Mutex<AssertUnwindSafe<ContextV7>> = Mutex::new(AssertUnwindSafe(ContextV7::new()));
+    let seconds = u64::try_from(started_at.timestamp()).unwrap_or(0);
+    let timestamp = uuid::Timestamp::from_unix(&CONTEXT, seconds, started_at.timestamp_subsec_nanos());
     let mut text = [0; uuid::fmt::Hyphenated::LENGTH];
-    Arc::from(&*uuid::Uuid::now_v7().hyphenated().encode_lower(&mut text))
+    Arc::from(&*uuid::Uuid::new_v7(timestamp).hyphenated().encode_lower(&mut text))
 }
 
 /// The ledger's name of a front door's dialect, made once per dialect.

@@ -34,7 +34,6 @@ pub enum AttemptResult {
 pub struct AttemptLog {
     /// Index of the target in the route.
     pub target: usize,
-    pub started_at: chrono::DateTime<chrono::Utc>,
     pub started: Instant,
     pub elapsed: Duration,
     pub result: AttemptResult,
@@ -44,7 +43,7 @@ impl AttemptLog {
     /// A log for an attempt just started. Until it ends it reads as cancelled: if the
     /// whole request is dropped mid-attempt (the client left), that is what happened.
     fn begin(target: usize) -> AttemptLog {
-        AttemptLog { target, started_at: chrono::Utc::now(), started: Instant::now(), elapsed: Duration::ZERO, result: AttemptResult::Cancelled }
+        AttemptLog { target, started: Instant::now(), elapsed: Duration::ZERO, result: AttemptResult::Cancelled }
     }
 
     pub fn error(&self) -> Option<&UpstreamError> {
