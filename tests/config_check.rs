@@ -248,3 +248,17 @@ targets = [{{ provider = "internal", model = "m" }}]
     let config = Config::from_toml(&good, &env).expect("a readable CA file is accepted");
     assert_eq!(config.providers["internal"].ca_certificates.len(), 1);
 }
+
+#[test]
+fn an_unknown_share_cap_dimension_is_named_with_a_suggestion_and_the_known_ones() {
+    let toml = format!("{PROVIDERS}\n[routes.support]\ntargets = [{{ provider = \"openai\", model = \"gpt-4.1\" }}]\nmax_share = {{ clouds = 0.7, region = 1.5 }}\n");
+    let mut found = errors(&toml);
+    found.sort();
+    assert_eq!(
+        found,
+        vec![
+            r#"routes.support.max_share.clouds: unknown topology dimension (did you mean "cloud"?) (known: vendor, operator, cloud, region, accelerator)"#.to_owned(),
+            "routes.support.max_share.region: must be above 0 and at most 1".to_owned(),
+        ]
+    );
+}

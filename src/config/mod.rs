@@ -240,7 +240,6 @@ pub enum TopologyDimension {
 }
 
 impl TopologyDimension {
-    pub const NAMES: [&'static str; 5] = ["vendor", "operator", "cloud", "region", "accelerator"];
     pub const ALL: [TopologyDimension; 5] = [
         TopologyDimension::Vendor,
         TopologyDimension::Operator,
@@ -248,19 +247,22 @@ impl TopologyDimension {
         TopologyDimension::Region,
         TopologyDimension::Accelerator,
     ];
+    /// The names config files use, in [`Self::ALL`]'s order.
+    pub const NAMES: [&'static str; 5] = {
+        let mut names = [""; 5];
+        let mut i = 0;
+        while i < names.len() {
+            names[i] = Self::ALL[i].as_str();
+            i += 1;
+        }
+        names
+    };
 
     pub fn parse(name: &str) -> Option<Self> {
-        Some(match name {
-            "vendor" => TopologyDimension::Vendor,
-            "operator" => TopologyDimension::Operator,
-            "cloud" => TopologyDimension::Cloud,
-            "region" => TopologyDimension::Region,
-            "accelerator" => TopologyDimension::Accelerator,
-            _ => return None,
-        })
+        Self::ALL.into_iter().find(|dimension| dimension.as_str() == name)
     }
 
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             TopologyDimension::Vendor => "vendor",
             TopologyDimension::Operator => "operator",
