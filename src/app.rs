@@ -144,7 +144,7 @@ pub async fn start_with_file(config: Config, listener: TcpListener, config_path:
     let stop = CancellationToken::new();
     let server = tokio::spawn({
         let app = FrontDoors::new(state.clone());
-        serve(listener, app, stop.clone())
+        serve(listener, app, config.server.header_timeout, stop.clone())
     });
     if state.config_path.is_some() {
         tracker.spawn(watch_config(state.clone(), stop.clone()));
@@ -206,9 +206,15 @@ impl RunningGateway {
 /// `oneshot`, a boxed request body), which cost about as much as the chat front door's
 /// own dispatch; hyper-util's connection builder and graceful-shutdown watcher are the
 /// same parts it is made of.
-async fn serve(listener: TcpListener, app: FrontDoors, stop: CancellationToken) -> std::io::Result<()> {
+///
+/// An HTTP/1 connection has `header_timeout` to send each request's head, counted from
+/// when the server starts waiting for it: a client that opens connections and sends
+/// nothing, or a head a byte at a time, cannot hold them for ever, and keep-alive
+/// connections idle that long are closed. (hyper applies no such limit without a timer.)
+async fn serve(listener: TcpListener, app: FrontDoors, header_timeout: Duration, stop: CancellationToken) -> std::io::Result<()> {
     let connections = hyper_util::server::graceful::GracefulShutdown::new();
-    let http = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+    let mut http = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+    http.http1().timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(header_timeout);
     loop {
         let connection = tokio::select! {
             accepted = listener.accept() => match accepted {

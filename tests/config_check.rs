@@ -262,3 +262,9 @@ fn an_unknown_share_cap_dimension_is_named_with_a_suggestion_and_the_known_ones(
         ]
     );
 }
+
+#[test]
+fn a_zero_header_timeout_is_refused() {
+    let toml = format!("[server]\nheader_timeout = \"0s\"\n{PROVIDERS}\n[routes.support]\ntargets = [{{ provider = \"openai\", model = \"gpt-4.1\" }}]\n");
+    assert_eq!(errors(&toml), vec!["server.header_timeout: must be longer than 0s (every connection would be closed before its first request)"]);
+}

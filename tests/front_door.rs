@@ -129,6 +129,47 @@ async fn a_chunked_body_over_the_limit_is_413_without_a_declared_length() {
     assert_eq!(upstream.request_count(), 0);
 }
 
+/// Reads from `connection` until the server closes it; how long that took.
+async fn closed_after(connection: &mut tokio::net::TcpStream) -> std::time::Duration {
+    use tokio::io::AsyncReadExt;
+    let started = std::time::Instant::now();
+    let mut buffer = [0; 4096];
+    loop {
+        match tokio::time::timeout(std::time::Duration::from_secs(10), connection.read(&mut buffer)).await.expect("the server kept the connection open") {
+            Ok(0) | Err(_) => return started.elapsed(),
+            Ok(_) => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_connection_that_does_not_finish_its_headers_or_sits_idle_is_closed_after_the_header_timeout() {
+    use tokio::io::AsyncWriteExt;
+    let upstream = MockUpstream::start().await;
+    upstream.set_default(Reply::json(200, completion("gpt-4.1-mini", "hi", (3, 1))));
+    let gateway = TestGateway::start(&mock_config(&upstream).replace("[ledger]", "[server]\nheader_timeout = \"300ms\"\n\n[ledger]")).await;
+    let address = gateway.url.trim_start_matches("http://").to_owned();
+
+    // Half a request head, then nothing.
+    let mut slow = tokio::net::TcpStream::connect(&address).await.unwrap();
+    slow.write_all(b"POST /v1/chat/completions HTTP/1.1\r\nhost: gateway\r\ncontent-type: appl").await.unwrap();
+    let waited = closed_after(&mut slow).await;
+    assert!(waited >= std::time::Duration::from_millis(250), "closed after only {waited:?}");
+
+    // A whole request answered, then an idle keep-alive connection.
+    let body = r#"{"model":"chat","messages":[{"role":"user","content":"x"}]}"#;
+    let mut idle = tokio::net::TcpStream::connect(&address).await.unwrap();
+    idle.write_all(format!("POST /v1/chat/completions HTTP/1.1\r\nhost: gateway\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}", body.len()).as_bytes())
+        .await
+        .unwrap();
+    let mut answer = vec![0; 8192];
+    let read = tokio::io::AsyncReadExt::read(&mut idle, &mut answer).await.unwrap();
+    assert!(answer[..read].starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&answer[..read]));
+    let waited = closed_after(&mut idle).await;
+    assert!(waited >= std::time::Duration::from_millis(200), "closed after only {waited:?}");
+    assert_eq!(upstream.requests().len(), 1, "only the whole request reached the upstream");
+}
+
 #[tokio::test]
 async fn a_get_on_the_chat_path_is_405() {
     let (upstream, gateway) = gateway().await;

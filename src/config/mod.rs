@@ -47,6 +47,8 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     pub max_body_bytes: usize,
     pub drain_timeout: Duration,
+    /// See `server.header_timeout` in the README. Read when the server starts.
+    pub header_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]

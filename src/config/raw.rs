@@ -59,6 +59,11 @@ pub struct RawServer {
     /// How long a graceful shutdown waits for in-flight requests and streams.
     #[serde(default, with = "humantime_serde")]
     pub drain_timeout: Option<Duration>,
+    /// How long an HTTP/1 client connection may take to send a request's headers,
+    /// counted from when the server starts waiting for them (so it also closes
+    /// keep-alive connections left idle that long).
+    #[serde(default, with = "humantime_serde")]
+    pub header_timeout: Option<Duration>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -17,6 +17,9 @@ use crate::ledger::{PriceRow, DEFAULT_BATCH_SIZE};
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 const DEFAULT_MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+/// Long enough for any real client on a slow link; short enough that connections that
+/// send nothing (or a head a byte at a time, to hold a connection open) are let go.
+const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_LEDGER_URL: &str = "sqlite://switchyard.db";
 
 /// Provider kinds this build can talk to.
@@ -103,7 +106,11 @@ fn server(raw: &RawConfig, problems: &mut Problems) -> ServerConfig {
     if max_body_bytes < 1024 {
         problems.push("server.max_body_bytes", "must be at least 1024");
     }
-    ServerConfig { listen, max_body_bytes, drain_timeout: raw.server.drain_timeout.unwrap_or(Duration::from_secs(30)) }
+    let header_timeout = raw.server.header_timeout.unwrap_or(DEFAULT_HEADER_TIMEOUT);
+    if header_timeout.is_zero() {
+        problems.push("server.header_timeout", "must be longer than 0s (every connection would be closed before its first request)");
+    }
+    ServerConfig { listen, max_body_bytes, drain_timeout: raw.server.drain_timeout.unwrap_or(Duration::from_secs(30)), header_timeout }
 }
 
 fn ledger(raw: &RawConfig, env: EnvLookup<'_>, problems: &mut Problems) -> LedgerConfig {
