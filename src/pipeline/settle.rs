@@ -125,10 +125,10 @@ impl Settlement {
         });
     }
 
-    /// The wall-clock time of `instant`, a moment of this request.
+    /// The wall-clock time of `instant`, a moment of this request (never before its start).
     fn wall_clock(&self, instant: Instant) -> chrono::DateTime<chrono::Utc> {
-        let since_start = instant.saturating_duration_since(self.started);
-        self.request.started_at + chrono::TimeDelta::from_std(since_start).unwrap_or(chrono::TimeDelta::MAX)
+        let since_start = chrono::TimeDelta::from_std(instant.saturating_duration_since(self.started)).unwrap_or_default();
+        self.request.started_at.checked_add_signed(since_start).unwrap_or(self.request.started_at)
     }
 
     /// Sets the answering attempt's HTTP status and usage (complete answers).
