@@ -214,7 +214,10 @@ impl RunningGateway {
 async fn serve(listener: TcpListener, app: FrontDoors, header_timeout: Duration, stop: CancellationToken) -> std::io::Result<()> {
     let connections = hyper_util::server::graceful::GracefulShutdown::new();
     let mut http = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
-    http.http1().timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(header_timeout);
+    // Replies are written flattened: head and body copied into one buffer and sent by
+    // one `write`. A reply is small (a chat answer, or an SSE event at a time), and the
+    // copy costs less than hyper's queue of buffers for a vectored write.
+    http.http1().timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(header_timeout).writev(false);
     loop {
         let connection = tokio::select! {
             accepted = listener.accept() => match accepted {

@@ -79,7 +79,10 @@ impl Connection {
             tokio::spawn(connection);
             Sender::Http2(sender)
         } else {
-            let (sender, connection) = http1::handshake(io).await?;
+            // Flattened writes, as the server's (`app::serve`): one buffer per request.
+            // hyper's documentation also recommends them over TLS, which most
+            // implementations write less well from a vector of buffers.
+            let (sender, connection) = http1::Builder::new().writev(false).handshake(io).await?;
             tokio::spawn(connection);
             Sender::Http1(sender)
         };
