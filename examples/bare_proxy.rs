@@ -82,8 +82,10 @@ fn main() {
         eprintln!("bare_proxy: {e}");
         std::process::exit(2);
     });
-    // The gateway's own choice of scheduler, so that this stays its ceiling.
-    let runtime = switchyard::app::runtime().expect("tokio runtime");
+    // One worker per CPU it may use, single-threaded on one CPU (as when pinned).
+    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let mut builder = if cpus == 1 { tokio::runtime::Builder::new_current_thread() } else { tokio::runtime::Builder::new_multi_thread() };
+    let runtime = builder.enable_all().build().expect("tokio runtime");
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(listen).await.unwrap_or_else(|e| {
             eprintln!("bare_proxy: cannot listen on {listen}: {e}");

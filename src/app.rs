@@ -34,24 +34,63 @@ use crate::ledger::{LedgerHandle, LedgerStore, LedgerWriter, PriceCatalog, Write
 use crate::pipeline::{client_stream, Attribution, Gateway, Inbound, Reply, Shared, Unanswered};
 use crate::telemetry;
 
-/// The async runtime the gateway serves on. A process that may run on one CPU only (a
-/// pinned process, a one-CPU container) gets tokio's single-threaded scheduler: with a
-/// single worker, the multi-threaded scheduler spent 30-45% more CPU per proxied
-/// request for the same work (BENCHMARKS.md). With more CPUs, one worker per CPU.
+/// The async runtime of the process's main thread: tokio's single-threaded scheduler.
+/// It serves requests itself, and [`start_serving`] gives every further serving thread
+/// (see [`serving_threads`]) a runtime of the same kind. One single-threaded runtime per
+/// core, rather than the multi-threaded scheduler with a worker per core: a request, its
+/// upstream connection and the tasks that drive them then stay on one thread, where the
+/// multi-threaded scheduler moved them between its workers and woke one from another:
+/// on 2 CPUs shared with the load generator, it used 31% more CPU per proxied request
+/// (28.3 µs against 21.6, BENCHMARKS.md).
 pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    runtime_for(std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get))
+    tokio::runtime::Builder::new_current_thread().enable_all().build()
 }
 
-fn runtime_for(cpus: usize) -> std::io::Result<tokio::runtime::Runtime> {
-    let mut builder = match cpus {
-        0 | 1 => tokio::runtime::Builder::new_current_thread(),
-        _ => {
-            let mut builder = tokio::runtime::Builder::new_multi_thread();
-            builder.worker_threads(cpus);
-            builder
+/// How many threads serve requests: `server.threads`, or one per CPU the process may
+/// use (its CPU affinity and cgroup quota count, so a pinned process gets one).
+pub fn serving_threads(server: &crate::config::ServerConfig) -> usize {
+    server.threads.or_else(|| std::thread::available_parallelism().ok()).map_or(1, std::num::NonZeroUsize::get)
+}
+
+/// The listening sockets of the serving threads, one each, all on one address.
+pub struct Listeners {
+    /// Served by the runtime that calls [`start_serving`].
+    first: TcpListener,
+    /// One per further serving thread.
+    more: Vec<std::net::TcpListener>,
+}
+
+impl Listeners {
+    /// Listens on `addr` for `threads` serving threads. With more than one, every socket
+    /// is opened with SO_REUSEPORT, and the kernel spreads new connections across them
+    /// (without it, every thread would be woken for every new connection on a shared
+    /// socket, and the first awake would take it). Port 0 picks one port for all.
+    pub async fn bind(addr: SocketAddr, threads: usize) -> std::io::Result<Listeners> {
+        if threads <= 1 {
+            return Ok(Listeners { first: TcpListener::bind(addr).await?, more: Vec::new() });
         }
-    };
-    builder.enable_all().build()
+        // A port another process listens on is refused, as with one socket: SO_REUSEPORT
+        // alone would let a second gateway of the same user share it without a word.
+        // The probe, bound without it, also picks the port when `addr` asks for any.
+        let addr = std::net::TcpListener::bind(addr)?.local_addr()?;
+        let first = reuse_port_listener(addr)?;
+        let more = (1..threads).map(|_| reuse_port_listener(addr)?.into_std()).collect::<std::io::Result<_>>()?;
+        Ok(Listeners { first, more })
+    }
+
+    /// One thread, on a socket already listening.
+    pub fn one(listener: TcpListener) -> Listeners {
+        Listeners { first: listener, more: Vec::new() }
+    }
+}
+
+fn reuse_port_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.set_reuseport(true)?;
+    socket.bind(addr)?;
+    // Room for a burst of new connections while the thread is busy.
+    socket.listen(1024)
 }
 
 /// Shared by every handler.
@@ -115,14 +154,17 @@ pub struct RunningGateway {
     drain_timeout: Duration,
 }
 
-/// Builds everything from a validated config and starts serving on `listener`.
+/// Builds everything from a validated config and starts serving on `listener`, on the
+/// calling runtime alone.
 pub async fn start(config: Config, listener: TcpListener) -> Result<RunningGateway, StartError> {
-    start_with_file(config, listener, None).await
+    start_serving(config, Listeners::one(listener), None).await
 }
 
-/// Like [`start`], remembering the file the config came from: the gateway then watches
-/// it (and listens for SIGHUP) and reloads when it changes.
-pub async fn start_with_file(config: Config, listener: TcpListener, config_path: Option<PathBuf>) -> Result<RunningGateway, StartError> {
+/// Like [`start`], on every socket of `listeners`: the first on the calling runtime,
+/// each other on a thread of its own with a single-threaded runtime. With a
+/// `config_path`, the gateway watches that file (and listens for SIGHUP) and reloads
+/// when it changes.
+pub async fn start_serving(config: Config, listeners: Listeners, config_path: Option<PathBuf>) -> Result<RunningGateway, StartError> {
     let prices = PriceCatalog::builtin()?.with_overrides(config.prices.clone())?;
     let store = LedgerStore::connect(&config.ledger.url).await?;
     // First: the ledger writer and the gateway register their metric handles with it.
@@ -140,11 +182,31 @@ pub async fn start_with_file(config: Config, listener: TcpListener, config_path:
         ready: AtomicBool::new(true),
         config_path,
     });
-    let addr = listener.local_addr()?;
+    let addr = listeners.first.local_addr()?;
     let stop = CancellationToken::new();
+    let app = FrontDoors::new(state.clone());
+    let server_threads = 1 + listeners.more.len();
+    let threads = listeners
+        .more
+        .into_iter()
+        .enumerate()
+        .map(|(index, listener)| serving_thread(index + 1, listener, app.clone(), config.server.header_timeout, stop.clone()))
+        .collect::<std::io::Result<Vec<_>>>()?;
     let server = tokio::spawn({
-        let app = FrontDoors::new(state.clone());
-        serve(listener, app, config.server.header_timeout, stop.clone())
+        let here = serve(listeners.first, app, config.server.header_timeout, stop.clone());
+        async move {
+            let served = here.await;
+            // The other threads stop accepting at the same signal and drain their own
+            // connections; the server has stopped when all of them have.
+            for thread in threads {
+                match tokio::task::spawn_blocking(move || thread.join()).await {
+                    Ok(Ok(Ok(()))) => {}
+                    Ok(Ok(Err(error))) => tracing::error!(%error, "a serving thread failed"),
+                    Ok(Err(_)) | Err(_) => tracing::error!("a serving thread panicked"),
+                }
+            }
+            served
+        }
     });
     if state.config_path.is_some() {
         tracker.spawn(watch_config(state.clone(), stop.clone()));
@@ -152,7 +214,7 @@ pub async fn start_with_file(config: Config, listener: TcpListener, config_path:
     if let Some(handle) = state.metrics.clone() {
         tracker.spawn(metrics_upkeep(handle, stop.clone()));
     }
-    tracing::info!(%addr, routes = config.routes.len(), providers = config.providers.len(), "switchyard is listening");
+    tracing::info!(%addr, threads = server_threads, routes = config.routes.len(), providers = config.providers.len(), "switchyard is listening");
     Ok(RunningGateway { addr, state, stop, server, tracker, ledger, drain_timeout: config.server.drain_timeout })
 }
 
@@ -246,6 +308,24 @@ async fn serve(listener: TcpListener, app: FrontDoors, header_timeout: Duration,
     drop(listener);
     connections.shutdown().await;
     Ok(())
+}
+
+/// Starts serving thread `index` on `listener`: a thread with a single-threaded runtime
+/// of its own, running [`serve`] until `stop`, then draining its connections.
+fn serving_thread(
+    index: usize,
+    listener: std::net::TcpListener,
+    app: FrontDoors,
+    header_timeout: Duration,
+    stop: CancellationToken,
+) -> std::io::Result<std::thread::JoinHandle<std::io::Result<()>>> {
+    let runtime = runtime()?;
+    std::thread::Builder::new().name(format!("switchyard-serve-{index}")).spawn(move || {
+        runtime.block_on(async move {
+            let listener = TcpListener::from_std(listener)?;
+            serve(listener, app, header_timeout, stop).await
+        })
+    })
 }
 
 /// After a failed `accept`: a connection that was reset before it was taken costs
@@ -748,16 +828,26 @@ fn render_error(dialect: Dialect, error: &ApiError, request_id: Option<&str>) ->
 
 #[cfg(test)]
 mod tests {
-    use super::runtime_for;
     use tokio::runtime::RuntimeFlavor;
 
     #[test]
-    fn one_cpu_gets_the_single_threaded_scheduler_and_more_get_a_worker_each() {
-        let single = runtime_for(1).unwrap();
-        assert_eq!(single.handle().runtime_flavor(), RuntimeFlavor::CurrentThread);
-        let multi = runtime_for(3).unwrap();
-        assert_eq!(multi.handle().runtime_flavor(), RuntimeFlavor::MultiThread);
-        assert_eq!(multi.metrics().num_workers(), 3);
+    fn the_main_thread_serves_on_the_single_threaded_scheduler_and_threads_default_to_one_per_cpu() {
+        assert_eq!(super::runtime().unwrap().handle().runtime_flavor(), RuntimeFlavor::CurrentThread);
+        let mut server = crate::config::Config::quickstart().unwrap().server;
+        server.threads = None;
+        assert_eq!(super::serving_threads(&server), std::thread::available_parallelism().unwrap().get());
+        server.threads = std::num::NonZeroUsize::new(3);
+        assert_eq!(super::serving_threads(&server), 3);
+    }
+
+    #[tokio::test]
+    async fn several_threads_listen_on_one_port_and_a_port_already_taken_is_refused() {
+        let listeners = super::Listeners::bind("127.0.0.1:0".parse().unwrap(), 3).await.unwrap();
+        let addr = listeners.first.local_addr().unwrap();
+        assert_eq!(listeners.more.len(), 2);
+        assert!(listeners.more.iter().all(|l| l.local_addr().unwrap() == addr));
+        let taken = super::Listeners::bind(addr, 2).await.err().expect("the port is in use");
+        assert_eq!(taken.kind(), std::io::ErrorKind::AddrInUse);
     }
 
     #[test]

@@ -268,3 +268,9 @@ fn a_zero_header_timeout_is_refused() {
     let toml = format!("[server]\nheader_timeout = \"0s\"\n{PROVIDERS}\n[routes.support]\ntargets = [{{ provider = \"openai\", model = \"gpt-4.1\" }}]\n");
     assert_eq!(errors(&toml), vec!["server.header_timeout: must be longer than 0s (every connection would be closed before its first request)"]);
 }
+
+#[test]
+fn zero_serving_threads_are_refused() {
+    let toml = format!("[server]\nthreads = 0\n{PROVIDERS}\n[routes.support]\ntargets = [{{ provider = \"openai\", model = \"gpt-4.1\" }}]\n");
+    assert_eq!(errors(&toml), vec!["server.threads: must be at least 1 (leave it out for one thread per CPU)"]);
+}

@@ -73,7 +73,7 @@ async fn an_edited_config_file_is_picked_up_and_a_broken_one_is_refused() {
     let path = dir.path().join("switchyard.toml");
     std::fs::write(&path, config(&upstream, "first", "").replace("{LEDGER}", &ledger)).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let running = switchyard::app::start_with_file(Config::load(&path).unwrap(), listener, Some(path.clone())).await.unwrap();
+    let running = switchyard::app::start_serving(Config::load(&path).unwrap(), switchyard::app::Listeners::one(listener), Some(path.clone())).await.unwrap();
     let url = format!("http://{}", running.addr);
     assert_eq!(route_ids(&url).await, ["first"]);
 
@@ -190,6 +190,49 @@ async fn sigterm_drains_an_in_flight_stream_and_flushes_the_ledger() {
     let rows = store.requests_since(chrono::DateTime::UNIX_EPOCH).await.unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].outcome, switchyard::ledger::Outcome::Success);
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn with_four_serving_threads_sigterm_drains_the_streams_of_every_thread_and_bills_each_once() {
+    let upstream = MockUpstream::start().await;
+    upstream.set_default(Reply::sse(text_chunks("m", &["one ", "two ", "three"], Some((3, 3)))).with_gap(Duration::from_millis(300)));
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = format!("sqlite://{}", dir.path().join("ledger.db").display());
+    let path = dir.path().join("c.toml");
+    let text = config(&upstream, "chat", "").replace("{LEDGER}", &ledger);
+    std::fs::write(&path, format!("[server]\nthreads = 4\n{text}")).unwrap();
+    let gateway = ServedProcess::start(&path, |_| {}).await;
+    let threads: Vec<String> = std::fs::read_dir(format!("/proc/{}/task", gateway.child.id()))
+        .unwrap()
+        .map(|task| std::fs::read_to_string(task.unwrap().path().join("comm")).unwrap().trim().to_owned())
+        .filter(|name| name.starts_with("switchyard-serv"))
+        .collect();
+    assert_eq!(threads.len(), 3, "the main thread and three more serve: {threads:?}");
+
+    // Sixteen streams, each on a connection of its own: the kernel spreads them over the
+    // four listening sockets.
+    let body = json!({"model": "chat", "stream": true, "messages": [{"role": "user", "content": "x"}]});
+    let streams = futures_util::future::join_all((0..16).map(|_| async {
+        let own_connection = reqwest::Client::new();
+        let mut stream = own_connection.post(format!("{}/v1/chat/completions", gateway.url)).header("content-type", "application/json").body(body.to_string()).send().await.unwrap();
+        let first = String::from_utf8_lossy(&stream.chunk().await.unwrap().unwrap()).into_owned();
+        (stream, first)
+    }))
+    .await;
+    gateway.terminate();
+    for (mut stream, mut text) in streams {
+        while let Some(chunk) = stream.chunk().await.unwrap() {
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+        assert!(text.contains(r#""content":"three""#) && text.ends_with("data: [DONE]\n\n"), "{text}");
+    }
+    gateway.exits_cleanly().await;
+
+    let store = switchyard::ledger::LedgerStore::connect(&ledger).await.unwrap();
+    let rows = store.requests_since(chrono::DateTime::UNIX_EPOCH).await.unwrap();
+    assert_eq!(rows.len(), 16);
+    assert!(rows.iter().all(|row| row.outcome == switchyard::ledger::Outcome::Success && row.usage.output_tokens == 3));
 }
 
 #[tokio::test]

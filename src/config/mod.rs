@@ -49,6 +49,9 @@ pub struct ServerConfig {
     pub drain_timeout: Duration,
     /// See `server.header_timeout` in the README. Read when the server starts.
     pub header_timeout: Duration,
+    /// See `server.threads` in the README; `None`: one per CPU the process may use.
+    /// Read when the server starts.
+    pub threads: Option<std::num::NonZeroUsize>,
 }
 
 #[derive(Debug, Clone)]

@@ -64,6 +64,8 @@ pub struct RawServer {
     /// keep-alive connections left idle that long).
     #[serde(default, with = "humantime_serde")]
     pub header_timeout: Option<Duration>,
+    /// Threads that serve requests, each with a listening socket of its own.
+    pub threads: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]

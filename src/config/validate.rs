@@ -110,7 +110,11 @@ fn server(raw: &RawConfig, problems: &mut Problems) -> ServerConfig {
     if header_timeout.is_zero() {
         problems.push("server.header_timeout", "must be longer than 0s (every connection would be closed before its first request)");
     }
-    ServerConfig { listen, max_body_bytes, drain_timeout: raw.server.drain_timeout.unwrap_or(Duration::from_secs(30)), header_timeout }
+    let threads = raw.server.threads.map(std::num::NonZeroUsize::new);
+    if threads == Some(None) {
+        problems.push("server.threads", "must be at least 1 (leave it out for one thread per CPU)");
+    }
+    ServerConfig { listen, max_body_bytes, drain_timeout: raw.server.drain_timeout.unwrap_or(Duration::from_secs(30)), header_timeout, threads: threads.flatten() }
 }
 
 fn ledger(raw: &RawConfig, env: EnvLookup<'_>, problems: &mut Problems) -> LedgerConfig {

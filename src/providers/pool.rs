@@ -16,12 +16,17 @@
 //!   Once a host is known to speak it, requests that find no connection wait for the one
 //!   being opened instead of each opening their own (a burst at start-up, or after the
 //!   connection dropped, would otherwise open one per request).
+//! * Connections are kept per thread: a serving thread's requests take the connections
+//!   its own runtime drives (the gateway serves one single-threaded runtime per core,
+//!   `app::runtime`). A connection shared between threads would wake another thread
+//!   for every request it carried.
 //! * A request that a kept connection could not take (the upstream had closed it while
 //!   it was idle) is sent again on another connection: it was never written, so this is
 //!   not a retry of the attempt.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -103,14 +108,16 @@ impl Connection {
     }
 }
 
-/// Idle connections by host.
+/// Idle connections by host and thread.
 #[derive(Default)]
 pub(super) struct Pool {
     hosts: Mutex<Vec<Host>>,
 }
 
+/// A host's connections kept for one thread.
 struct Host {
     key: Key,
+    thread: ThreadId,
     /// HTTP/1.1 connections not in use, least recently used first.
     idle: VecDeque<Idle>,
     /// The HTTP/2 connection every request to the host shares.
@@ -122,8 +129,12 @@ struct Host {
 }
 
 impl Host {
-    fn new(key: &Key) -> Host {
-        Host { key: key.clone(), idle: VecDeque::new(), shared: None, speaks_http2: false, opening: None }
+    fn new(key: &Key, thread: ThreadId) -> Host {
+        Host { key: key.clone(), thread, idle: VecDeque::new(), shared: None, speaks_http2: false, opening: None }
+    }
+
+    fn is(&self, key: &Key, thread: ThreadId) -> bool {
+        self.thread == thread && self.key == *key
     }
 
     /// The shared HTTP/2 connection, if it is still open (a closed one is forgotten).
@@ -159,12 +170,15 @@ pub(super) enum Turn {
 pub(super) struct Opening {
     pool: Arc<Pool>,
     key: Key,
+    /// The thread that claimed it: on a multi-threaded runtime the claim may be dropped
+    /// on another.
+    thread: ThreadId,
 }
 
 impl Drop for Opening {
     fn drop(&mut self) {
         let mut hosts = self.pool.lock();
-        if let Some(host) = hosts.iter_mut().find(|h| h.key == self.key) {
+        if let Some(host) = hosts.iter_mut().find(|h| h.is(&self.key, self.thread)) {
             // The connection was not opened, or is not HTTP/2 after all: the waiting
             // requests open their own rather than queue behind one another's attempts.
             if host.shared().is_none() {
@@ -189,7 +203,8 @@ impl Pool {
         loop {
             let (sender, proxied) = {
                 let mut hosts = self.lock();
-                let host = hosts.iter_mut().find(|h| h.key == *key)?;
+                let thread = this_thread();
+                let host = hosts.iter_mut().find(|h| h.is(key, thread))?;
                 if let Some(shared) = host.shared() {
                     return Some(shared);
                 }
@@ -228,7 +243,7 @@ impl Pool {
                     Some(opening) => opening.clone(),
                     None => {
                         host.opening = Some(Arc::new(Notify::new()));
-                        return Turn::Open(Some(Opening { pool: self.clone(), key: key.clone() }));
+                        return Turn::Open(Some(Opening { pool: self.clone(), key: key.clone(), thread: host.thread }));
                     }
                 }
             };
@@ -276,15 +291,24 @@ impl Pool {
     }
 }
 
-/// The entry of `key`, made on first use.
+/// The entry of `key` for the calling thread, made on first use.
 fn host<'a>(hosts: &'a mut Vec<Host>, key: &Key) -> &'a mut Host {
-    match hosts.iter().position(|h| h.key == *key) {
+    let thread = this_thread();
+    match hosts.iter().position(|h| h.is(key, thread)) {
         Some(index) => &mut hosts[index],
         None => {
-            hosts.push(Host::new(key));
+            hosts.push(Host::new(key, thread));
             hosts.last_mut().expect("pushed above")
         }
     }
+}
+
+/// The calling thread's id, read once per thread (`thread::current` clones a handle).
+fn this_thread() -> ThreadId {
+    thread_local! {
+        static THREAD: ThreadId = std::thread::current().id();
+    }
+    THREAD.with(|id| *id)
 }
 
 /// An HTTP/1.1 connection on loan to one answer: back to the pool once the answer's
