@@ -168,52 +168,42 @@ impl ServedProcess {
 #[cfg(unix)]
 #[tokio::test]
 async fn sigterm_drains_an_in_flight_stream_and_flushes_the_ledger() {
-    let upstream = MockUpstream::start().await;
-    upstream.set_default(Reply::sse(text_chunks("m", &["one ", "two ", "three"], Some((3, 3)))).with_gap(Duration::from_millis(200)));
-    let dir = tempfile::tempdir().unwrap();
-    let ledger = format!("sqlite://{}", dir.path().join("ledger.db").display());
-    let path = dir.path().join("c.toml");
-    std::fs::write(&path, config(&upstream, "chat", "").replace("{LEDGER}", &ledger)).unwrap();
-    let gateway = ServedProcess::start(&path, |_| {}).await;
-
-    let body = json!({"model": "chat", "stream": true, "messages": [{"role": "user", "content": "x"}]});
-    let mut stream = client().post(format!("{}/v1/chat/completions", gateway.url)).header("content-type", "application/json").body(body.to_string()).send().await.unwrap();
-    let mut text = String::from_utf8_lossy(&stream.chunk().await.unwrap().unwrap()).into_owned();
-    gateway.terminate();
-    while let Some(chunk) = stream.chunk().await.unwrap() {
-        text.push_str(&String::from_utf8_lossy(&chunk));
-    }
-    assert!(text.contains(r#""content":"three""#) && text.ends_with("data: [DONE]\n\n"), "{text}");
-    gateway.exits_cleanly().await;
-
-    let store = switchyard::ledger::LedgerStore::connect(&ledger).await.unwrap();
-    let rows = store.requests_since(chrono::DateTime::UNIX_EPOCH).await.unwrap();
-    assert_eq!(rows.len(), 1);
-    assert_eq!(rows[0].outcome, switchyard::ledger::Outcome::Success);
+    sigterm_drains_streams(None, 1).await;
 }
 
-#[cfg(target_os = "linux")]
+#[cfg(unix)]
 #[tokio::test]
 async fn with_four_serving_threads_sigterm_drains_the_streams_of_every_thread_and_bills_each_once() {
+    // Sixteen connections: the kernel spreads them over the four listening sockets.
+    sigterm_drains_streams(Some(4), 16).await;
+}
+
+/// Starts `switchyard serve` (with `threads` serving threads, or the default), opens
+/// `streams` streams on connections of their own, sends SIGTERM once each has had its
+/// first event, and checks that every one still ends with `[DONE]`, that the process
+/// exits cleanly, and that the ledger bills each stream once.
+#[cfg(unix)]
+async fn sigterm_drains_streams(threads: Option<usize>, streams: usize) {
     let upstream = MockUpstream::start().await;
     upstream.set_default(Reply::sse(text_chunks("m", &["one ", "two ", "three"], Some((3, 3)))).with_gap(Duration::from_millis(300)));
     let dir = tempfile::tempdir().unwrap();
     let ledger = format!("sqlite://{}", dir.path().join("ledger.db").display());
     let path = dir.path().join("c.toml");
-    let text = config(&upstream, "chat", "").replace("{LEDGER}", &ledger);
-    std::fs::write(&path, format!("[server]\nthreads = 4\n{text}")).unwrap();
+    let server = threads.map_or(String::new(), |n| format!("[server]\nthreads = {n}\n"));
+    std::fs::write(&path, server + &config(&upstream, "chat", "").replace("{LEDGER}", &ledger)).unwrap();
     let gateway = ServedProcess::start(&path, |_| {}).await;
-    let threads: Vec<String> = std::fs::read_dir(format!("/proc/{}/task", gateway.child.id()))
-        .unwrap()
-        .map(|task| std::fs::read_to_string(task.unwrap().path().join("comm")).unwrap().trim().to_owned())
-        .filter(|name| name.starts_with("switchyard-serv"))
-        .collect();
-    assert_eq!(threads.len(), 3, "the main thread and three more serve: {threads:?}");
+    #[cfg(target_os = "linux")]
+    if let Some(threads) = threads {
+        let named: Vec<String> = std::fs::read_dir(format!("/proc/{}/task", gateway.child.id()))
+            .unwrap()
+            .map(|task| std::fs::read_to_string(task.unwrap().path().join("comm")).unwrap().trim().to_owned())
+            .filter(|name| name.starts_with("switchyard-serv"))
+            .collect();
+        assert_eq!(named.len(), threads - 1, "the main thread and the others serve: {named:?}");
+    }
 
-    // Sixteen streams, each on a connection of its own: the kernel spreads them over the
-    // four listening sockets.
     let body = json!({"model": "chat", "stream": true, "messages": [{"role": "user", "content": "x"}]});
-    let streams = futures_util::future::join_all((0..16).map(|_| async {
+    let opened = futures_util::future::join_all((0..streams).map(|_| async {
         let own_connection = reqwest::Client::new();
         let mut stream = own_connection.post(format!("{}/v1/chat/completions", gateway.url)).header("content-type", "application/json").body(body.to_string()).send().await.unwrap();
         let first = String::from_utf8_lossy(&stream.chunk().await.unwrap().unwrap()).into_owned();
@@ -221,7 +211,7 @@ async fn with_four_serving_threads_sigterm_drains_the_streams_of_every_thread_an
     }))
     .await;
     gateway.terminate();
-    for (mut stream, mut text) in streams {
+    for (mut stream, mut text) in opened {
         while let Some(chunk) = stream.chunk().await.unwrap() {
             text.push_str(&String::from_utf8_lossy(&chunk));
         }
@@ -231,7 +221,7 @@ async fn with_four_serving_threads_sigterm_drains_the_streams_of_every_thread_an
 
     let store = switchyard::ledger::LedgerStore::connect(&ledger).await.unwrap();
     let rows = store.requests_since(chrono::DateTime::UNIX_EPOCH).await.unwrap();
-    assert_eq!(rows.len(), 16);
+    assert_eq!(rows.len(), streams);
     assert!(rows.iter().all(|row| row.outcome == switchyard::ledger::Outcome::Success && row.usage.output_tokens == 3));
 }
 
