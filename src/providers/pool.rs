@@ -389,6 +389,22 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_connection_kept_by_one_serving_thread_is_not_lent_to_another() {
+        let served = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (connection, _server) = http2_connection(served).await;
+        let pool = Arc::new(Pool::default());
+        let key = Key::of(&"https://api.test/v1/chat/completions".parse().unwrap()).unwrap();
+        pool.opened(&key, &connection);
+        // Its task runs on this thread's runtime: another thread opens its own.
+        let elsewhere = std::thread::spawn({
+            let (pool, key) = (pool.clone(), key.clone());
+            move || tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async move { pool.checkout(&key).await.is_some() })
+        });
+        assert!(!elsewhere.join().unwrap(), "another thread found this thread's connection");
+        assert!(pool.checkout(&key).await.is_some());
+    }
+
+    #[tokio::test]
     async fn requests_to_an_http2_host_wait_for_the_connection_being_opened_instead_of_opening_their_own() {
         let served = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let pool = Arc::new(Pool::default());
