@@ -191,7 +191,9 @@ pub async fn start_serving(config: Config, listeners: Listeners, config_path: Op
         .into_iter()
         .enumerate()
         .map(|(index, listener)| serving_thread(index + 1, listener, app.clone(), config.server.header_timeout, stop.clone()))
-        .collect::<std::io::Result<Vec<_>>>()?;
+        .collect::<std::io::Result<Vec<_>>>()
+        // Threads already started would otherwise serve on with nothing to stop them.
+        .inspect_err(|_| stop.cancel())?;
     let server = tokio::spawn({
         let here = serve(listeners.first, app, config.server.header_timeout, stop.clone());
         async move {
