@@ -15,7 +15,10 @@
 //! * HTTP/2 (when TLS negotiates it): one connection per host, shared by every request.
 //!   Once a host is known to speak it, requests that find no connection wait for the one
 //!   being opened instead of each opening their own (a burst at start-up, or after the
-//!   connection dropped, would otherwise open one per request).
+//!   connection dropped, would otherwise open one per request). A quiet connection is
+//!   pinged ([`HTTP2_PINGS`]): one whose network went dark without closing it is closed
+//!   when the ping goes unanswered, instead of taking every request to its host into a
+//!   black hole until TCP gives up on it (a quarter of an hour on Linux).
 //! * Connections are kept per thread: a serving thread's requests take the connections
 //!   its own runtime drives (the gateway serves one single-threaded runtime per core,
 //!   `app::runtime`). A connection shared between threads would wake another thread
@@ -41,6 +44,21 @@ use tokio::sync::Notify;
 pub(super) const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// Idle HTTP/1.1 connections kept per host: enough for the concurrency of a busy route.
 pub(super) const MAX_IDLE_PER_HOST: usize = 256;
+/// How the gateway's HTTP/2 connections are pinged: a dead one is closed within 45 s,
+/// busy or idle. Every 30 s of quiet is far from the rate at which servers that police
+/// pings (gRPC's, at one per 5 minutes without streams) refuse them, and keeps the
+/// connection's NAT and load-balancer mappings alive. A request already sent on a
+/// connection that dies fails as a connection error, and its route fails over.
+pub(super) const HTTP2_PINGS: Pings = Pings { after_quiet: Duration::from_secs(30), answer_within: Duration::from_secs(15) };
+
+/// When an HTTP/2 connection is pinged, and how long its peer has to answer.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Pings {
+    /// Time without a frame from the peer after which a ping is sent.
+    pub(super) after_quiet: Duration,
+    /// How long the answer may take before the connection is closed.
+    pub(super) answer_within: Duration,
+}
 
 pub(super) type Body = Full<Bytes>;
 
@@ -75,12 +93,19 @@ enum Sender {
 
 impl Connection {
     /// Starts HTTP on a connection just opened, and spawns the task that drives it.
-    pub(super) async fn start<Io>(io: Io, http2: bool, proxied: bool) -> hyper::Result<Connection>
+    /// `pings` applies to HTTP/2 ([`HTTP2_PINGS`] but in tests).
+    pub(super) async fn start<Io>(io: Io, http2: bool, proxied: bool, pings: Pings) -> hyper::Result<Connection>
     where
         Io: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
     {
         let sender = if http2 {
-            let (sender, connection) = http2::Builder::new(TokioExecutor::new()).timer(TokioTimer::new()).handshake(io).await?;
+            let (sender, connection) = http2::Builder::new(TokioExecutor::new())
+                .timer(TokioTimer::new())
+                .keep_alive_interval(pings.after_quiet)
+                .keep_alive_timeout(pings.answer_within)
+                .keep_alive_while_idle(true)
+                .handshake(io)
+                .await?;
             tokio::spawn(connection);
             Sender::Http2(sender)
         } else {
@@ -354,6 +379,17 @@ mod tests {
     /// An HTTP/2 connection to an in-memory server that answers `{}` and counts requests;
     /// aborting the returned task closes the connection.
     async fn http2_connection(served: Arc<std::sync::atomic::AtomicUsize>) -> (Connection, tokio::task::JoinHandle<()>) {
+        let (connection, server, _dark) = http2_connection_over(served, HTTP2_PINGS).await;
+        (connection, server)
+    }
+
+    /// [`http2_connection`] pinged as `pings` says, over a network the returned switch
+    /// turns dark: from then on the client's bytes are lost and no answer comes back,
+    /// and neither side sees the connection close.
+    async fn http2_connection_over(
+        served: Arc<std::sync::atomic::AtomicUsize>,
+        pings: Pings,
+    ) -> (Connection, tokio::task::JoinHandle<()>, Arc<std::sync::atomic::AtomicBool>) {
         let (client_io, server_io) = tokio::io::duplex(64 * 1024);
         let server = tokio::spawn(async move {
             let service = hyper::service::service_fn(move |_request| {
@@ -364,7 +400,49 @@ mod tests {
                 .serve_connection(hyper_util::rt::TokioIo::new(server_io), service)
                 .await;
         });
-        (Connection::start(hyper_util::rt::TokioIo::new(client_io), true, false).await.unwrap(), server)
+        let dark = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let wire = DarkWire { io: client_io, dark: dark.clone() };
+        (Connection::start(hyper_util::rt::TokioIo::new(wire), true, false, pings).await.unwrap(), server, dark)
+    }
+
+    /// The client's end of an in-memory connection whose network can go dark.
+    struct DarkWire {
+        io: tokio::io::DuplexStream,
+        dark: Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    impl DarkWire {
+        fn is_dark(&self) -> bool {
+            self.dark.load(std::sync::atomic::Ordering::SeqCst)
+        }
+    }
+
+    impl tokio::io::AsyncRead for DarkWire {
+        fn poll_read(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>, buf: &mut tokio::io::ReadBuf<'_>) -> std::task::Poll<std::io::Result<()>> {
+            if self.is_dark() {
+                // Nothing arrives any more; only the connection's own timers wake it.
+                return std::task::Poll::Pending;
+            }
+            std::pin::Pin::new(&mut self.io).poll_read(cx, buf)
+        }
+    }
+
+    impl tokio::io::AsyncWrite for DarkWire {
+        fn poll_write(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>, buf: &[u8]) -> std::task::Poll<std::io::Result<usize>> {
+            if self.is_dark() {
+                // Taken by the socket, lost on the way.
+                return std::task::Poll::Ready(Ok(buf.len()));
+            }
+            std::pin::Pin::new(&mut self.io).poll_write(cx, buf)
+        }
+
+        fn poll_flush(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+            std::pin::Pin::new(&mut self.io).poll_flush(cx)
+        }
+
+        fn poll_shutdown(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+            std::pin::Pin::new(&mut self.io).poll_shutdown(cx)
+        }
     }
 
     fn request() -> http::Request<Body> {
@@ -446,5 +524,33 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(20)).await;
         drop(claim);
         assert!(matches!(waiting.await.unwrap(), Turn::Open(None)));
+    }
+
+    #[tokio::test]
+    async fn an_http2_connection_whose_network_goes_dark_is_closed_once_a_ping_goes_unanswered_and_is_no_longer_lent() {
+        let served = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let pings = Pings { after_quiet: Duration::from_millis(50), answer_within: Duration::from_millis(50) };
+        let (connection, _server, dark) = http2_connection_over(served.clone(), pings).await;
+        let pool = Arc::new(Pool::default());
+        let key = Key::of(&"https://api.test/v1/chat/completions".parse().unwrap()).unwrap();
+        pool.opened(&key, &connection);
+
+        // Answered pings keep a quiet connection: several intervals later it still serves.
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let mut kept = pool.checkout(&key).await.expect("a connection whose pings are answered is kept");
+        assert_eq!(kept.send(request()).await.unwrap().status(), http::StatusCode::OK);
+
+        // The network goes dark without either side closing: the request in flight fails
+        // instead of waiting for an answer that cannot come, and the connection is let go.
+        dark.store(true, std::sync::atomic::Ordering::SeqCst);
+        let in_flight = tokio::time::timeout(Duration::from_secs(5), kept.send(request())).await;
+        assert!(matches!(in_flight, Ok(Err(_))), "the request on the dark connection fails within the ping's deadline");
+        let forgotten = tokio::time::timeout(Duration::from_secs(5), async {
+            while pool.checkout(&key).await.is_some() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        });
+        assert!(forgotten.await.is_ok(), "the dead connection is no longer lent");
+        assert_eq!(served.load(std::sync::atomic::Ordering::SeqCst), 1, "only the request sent before the dark reached the server");
     }
 }

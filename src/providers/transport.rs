@@ -138,7 +138,7 @@ impl HttpClient {
     async fn connect(&self, uri: &Uri) -> Result<pool::Connection, UpstreamError> {
         let io = self.connector.clone().call(uri.clone()).await.map_err(|error| request_failed(&*error, true))?;
         let connected = io.connected();
-        pool::Connection::start(io, connected.is_negotiated_h2(), connected.is_proxied())
+        pool::Connection::start(io, connected.is_negotiated_h2(), connected.is_proxied(), pool::HTTP2_PINGS)
             .await
             .map_err(|error| request_failed(&error, true))
     }
