@@ -6,7 +6,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,10 +18,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use bytes::Bytes;
+use metrics::Gauge;
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -52,45 +54,93 @@ pub fn serving_threads(server: &crate::config::ServerConfig) -> usize {
     server.threads.or_else(|| std::thread::available_parallelism().ok()).map_or(1, std::num::NonZeroUsize::get)
 }
 
-/// The listening sockets of the serving threads, one each, all on one address.
-pub struct Listeners {
-    /// Served by the runtime that calls [`start_serving`].
-    first: TcpListener,
-    /// One per further serving thread.
-    more: Vec<std::net::TcpListener>,
+/// Open client connections per serving thread. The first thread accepts every new
+/// connection and hands it to the thread with the fewest open ones (among equals, the
+/// next in turn), and `/metrics` shows them as `switchyard_client_connections{thread}`.
+///
+/// Why not a listening socket per thread with SO_REUSEPORT, as before: the kernel then
+/// spreads connections by a hash of their addresses, so an application with a small
+/// keep-alive pool could land seven connections on one thread and three on another,
+/// and one CPU would be saturated while the other idled. Handing connections out costs
+/// a wake-up of the receiving thread per *connection*, nothing per request.
+struct Loads {
+    open: Box<[AtomicUsize]>,
+    gauges: Box<[Gauge]>,
 }
 
-impl Listeners {
-    /// Listens on `addr` for `threads` serving threads. With more than one, every socket
-    /// is opened with SO_REUSEPORT, and the kernel spreads new connections across them
-    /// (without it, every thread would be woken for every new connection on a shared
-    /// socket, and the first awake would take it). Port 0 picks one port for all.
-    pub async fn bind(addr: SocketAddr, threads: usize) -> std::io::Result<Listeners> {
-        if threads <= 1 {
-            return Ok(Listeners { first: TcpListener::bind(addr).await?, more: Vec::new() });
+impl Loads {
+    fn new(threads: usize) -> Arc<Loads> {
+        Arc::new(Loads {
+            open: (0..threads).map(|_| AtomicUsize::new(0)).collect(),
+            gauges: (0..threads).map(|thread| metrics::gauge!("switchyard_client_connections", "thread" => thread.to_string())).collect(),
+        })
+    }
+
+    /// The thread to give the next connection: the fewest open, the first at or after
+    /// `from` (mod the thread count) among equals.
+    fn least_loaded(&self, from: usize) -> usize {
+        let threads = self.open.len();
+        (0..threads).map(|i| (from + i) % threads).min_by_key(|&thread| self.open[thread].load(Ordering::Relaxed)).unwrap_or(0)
+    }
+
+    fn opened(&self, thread: usize) {
+        self.open[thread].fetch_add(1, Ordering::Relaxed);
+        self.gauges[thread].increment(1.0);
+    }
+
+    fn closed(&self, thread: usize) {
+        self.open[thread].fetch_sub(1, Ordering::Relaxed);
+        self.gauges[thread].decrement(1.0);
+    }
+}
+
+/// Where a serving thread's connections come from.
+enum Incoming {
+    /// The listening socket, on the first thread, with a hand-over queue to each other
+    /// thread (thread `i` is `others[i - 1]`).
+    Listener { listener: TcpListener, others: Vec<mpsc::UnboundedSender<std::net::TcpStream>>, turn: usize },
+    /// Connections the first thread handed over.
+    HandedOver(mpsc::UnboundedReceiver<std::net::TcpStream>),
+}
+
+impl Incoming {
+    /// The next connection this thread (`loads`' thread `thread`) serves, already
+    /// counted as open; `None` once no more will come. Cancel-safe: a connection
+    /// accepted is handed over or returned before the next await.
+    async fn next(&mut self, thread: usize, loads: &Loads) -> Option<TcpStream> {
+        match self {
+            Incoming::Listener { listener, others, turn } => loop {
+                let connection = match listener.accept().await {
+                    Ok((connection, _)) => connection,
+                    Err(error) => {
+                        accept_failed(error).await;
+                        continue;
+                    }
+                };
+                let to = loads.least_loaded(*turn);
+                *turn = to + 1;
+                loads.opened(to);
+                if to == thread {
+                    return Some(connection);
+                }
+                // A thread that stopped already takes nothing: the connection is closed.
+                let handed = connection.into_std().ok().is_some_and(|connection| others[to - 1].send(connection).is_ok());
+                if !handed {
+                    loads.closed(to);
+                }
+            },
+            Incoming::HandedOver(queue) => loop {
+                let connection = queue.recv().await?;
+                match TcpStream::from_std(connection) {
+                    Ok(connection) => return Some(connection),
+                    Err(error) => {
+                        tracing::error!(%error, "a connection handed to this serving thread could not be registered");
+                        loads.closed(thread);
+                    }
+                }
+            },
         }
-        // A port another process listens on is refused, as with one socket: SO_REUSEPORT
-        // alone would let a second gateway of the same user share it without a word.
-        // The probe, bound without it, also picks the port when `addr` asks for any.
-        let addr = std::net::TcpListener::bind(addr)?.local_addr()?;
-        let first = reuse_port_listener(addr)?;
-        let more = (1..threads).map(|_| reuse_port_listener(addr)?.into_std()).collect::<std::io::Result<_>>()?;
-        Ok(Listeners { first, more })
     }
-
-    /// One thread, on a socket already listening.
-    pub fn one(listener: TcpListener) -> Listeners {
-        Listeners { first: listener, more: Vec::new() }
-    }
-}
-
-fn reuse_port_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
-    socket.set_reuseaddr(true)?;
-    socket.set_reuseport(true)?;
-    socket.bind(addr)?;
-    // Room for a burst of new connections while the thread is busy.
-    socket.listen(1024)
 }
 
 /// Shared by every handler.
@@ -157,14 +207,15 @@ pub struct RunningGateway {
 /// Builds everything from a validated config and starts serving on `listener`, on the
 /// calling runtime alone.
 pub async fn start(config: Config, listener: TcpListener) -> Result<RunningGateway, StartError> {
-    start_serving(config, Listeners::one(listener), None).await
+    start_serving(config, listener, 1, None).await
 }
 
-/// Like [`start`], on every socket of `listeners`: the first on the calling runtime,
-/// each other on a thread of its own with a single-threaded runtime. With a
-/// `config_path`, the gateway watches that file (and listens for SIGHUP) and reloads
-/// when it changes.
-pub async fn start_serving(config: Config, listeners: Listeners, config_path: Option<PathBuf>) -> Result<RunningGateway, StartError> {
+/// Like [`start`], with `threads` serving threads (at least one): the calling runtime
+/// accepts every connection and serves its share, and each other thread serves the
+/// connections handed to it with a single-threaded runtime of its own (see [`Loads`]).
+/// With a `config_path`, the gateway watches that file (and listens for SIGHUP) and
+/// reloads when it changes.
+pub async fn start_serving(config: Config, listener: TcpListener, threads: usize, config_path: Option<PathBuf>) -> Result<RunningGateway, StartError> {
     let prices = PriceCatalog::builtin()?.with_overrides(config.prices.clone())?;
     let store = LedgerStore::connect(&config.ledger.url).await?;
     // First: the ledger writer and the gateway register their metric handles with it.
@@ -182,20 +233,25 @@ pub async fn start_serving(config: Config, listeners: Listeners, config_path: Op
         ready: AtomicBool::new(true),
         config_path,
     });
-    let addr = listeners.first.local_addr()?;
+    let addr = listener.local_addr()?;
     let stop = CancellationToken::new();
     let app = FrontDoors::new(state.clone());
-    let server_threads = 1 + listeners.more.len();
-    let threads = listeners
-        .more
-        .into_iter()
-        .enumerate()
-        .map(|(index, listener)| serving_thread(index + 1, listener, app.clone(), config.server.header_timeout, stop.clone()))
+    let server_threads = threads.max(1);
+    let loads = Loads::new(server_threads);
+    let mut others = Vec::with_capacity(server_threads - 1);
+    let threads = (1..server_threads)
+        .map(|index| {
+            let (handover, queue) = mpsc::unbounded_channel();
+            others.push(handover);
+            let serving = Serving { thread: index, loads: loads.clone(), app: app.clone(), header_timeout: config.server.header_timeout, stop: stop.clone() };
+            serving_thread(Incoming::HandedOver(queue), serving)
+        })
         .collect::<std::io::Result<Vec<_>>>()
         // Threads already started would otherwise serve on with nothing to stop them.
         .inspect_err(|_| stop.cancel())?;
     let server = tokio::spawn({
-        let here = serve(listeners.first, app, config.server.header_timeout, stop.clone());
+        let serving = Serving { thread: 0, loads, app, header_timeout: config.server.header_timeout, stop: stop.clone() };
+        let here = serve(Incoming::Listener { listener, others, turn: 0 }, serving);
         async move {
             let served = here.await;
             // The other threads stop accepting at the same signal and drain their own
@@ -262,8 +318,18 @@ impl RunningGateway {
     }
 }
 
-/// Accepts connections on `listener` and serves `app` on each (HTTP/1.1, or HTTP/2 with
-/// prior knowledge) until `stop`; then stops accepting, lets every open connection finish
+/// What a serving thread serves with.
+struct Serving {
+    /// Its index among the serving threads; 0 accepts for all.
+    thread: usize,
+    loads: Arc<Loads>,
+    app: FrontDoors,
+    header_timeout: Duration,
+    stop: CancellationToken,
+}
+
+/// Serves `app` on each connection that comes in (HTTP/1.1, or HTTP/2 with prior
+/// knowledge) until `stop`; then stops taking connections, lets every open one finish
 /// the requests it has begun, closes it, and returns once all are closed.
 ///
 /// Why not `axum::serve`: it wraps the service for hyper per request (a clone, a tower
@@ -275,7 +341,8 @@ impl RunningGateway {
 /// when the server starts waiting for it: a client that opens connections and sends
 /// nothing, or a head a byte at a time, cannot hold them for ever, and keep-alive
 /// connections idle that long are closed. (hyper applies no such limit without a timer.)
-async fn serve(listener: TcpListener, app: FrontDoors, header_timeout: Duration, stop: CancellationToken) -> std::io::Result<()> {
+async fn serve(mut incoming: Incoming, serving: Serving) -> std::io::Result<()> {
+    let Serving { thread, loads, app, header_timeout, stop } = serving;
     let connections = hyper_util::server::graceful::GracefulShutdown::new();
     let mut http = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
     // Replies are written flattened: head and body copied into one buffer and sent by
@@ -284,12 +351,9 @@ async fn serve(listener: TcpListener, app: FrontDoors, header_timeout: Duration,
     http.http1().timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(header_timeout).writev(false);
     loop {
         let connection = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((connection, _)) => connection,
-                Err(error) => {
-                    accept_failed(error).await;
-                    continue;
-                }
+            next = incoming.next(thread, &loads) => match next {
+                Some(connection) => connection,
+                None => break,
             },
             () = stop.cancelled() => break,
         };
@@ -301,33 +365,25 @@ async fn serve(listener: TcpListener, app: FrontDoors, header_timeout: Duration,
         let app = app.clone();
         let service = hyper::service::service_fn(move |request| app.handle(request));
         let connection = connections.watch(http.serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(connection), service).into_owned());
+        let loads = loads.clone();
         tokio::spawn(async move {
             if let Err(error) = connection.await {
                 tracing::debug!(%error, "client connection ended with an error");
             }
+            loads.closed(thread);
         });
     }
-    drop(listener);
+    // Stops accepting (or taking connections handed over) before draining.
+    drop(incoming);
     connections.shutdown().await;
     Ok(())
 }
 
-/// Starts serving thread `index` on `listener`: a thread with a single-threaded runtime
-/// of its own, running [`serve`] until `stop`, then draining its connections.
-fn serving_thread(
-    index: usize,
-    listener: std::net::TcpListener,
-    app: FrontDoors,
-    header_timeout: Duration,
-    stop: CancellationToken,
-) -> std::io::Result<std::thread::JoinHandle<std::io::Result<()>>> {
+/// Starts a further serving thread: a thread with a single-threaded runtime of its own,
+/// running [`serve`] until `stop`, then draining its connections.
+fn serving_thread(incoming: Incoming, serving: Serving) -> std::io::Result<std::thread::JoinHandle<std::io::Result<()>>> {
     let runtime = runtime()?;
-    std::thread::Builder::new().name(format!("switchyard-serve-{index}")).spawn(move || {
-        runtime.block_on(async move {
-            let listener = TcpListener::from_std(listener)?;
-            serve(listener, app, header_timeout, stop).await
-        })
-    })
+    std::thread::Builder::new().name(format!("switchyard-serve-{}", serving.thread)).spawn(move || runtime.block_on(serve(incoming, serving)))
 }
 
 /// After a failed `accept`: a connection that was reset before it was taken costs
@@ -842,14 +898,22 @@ mod tests {
         assert_eq!(super::serving_threads(&server), 3);
     }
 
-    #[tokio::test]
-    async fn several_threads_listen_on_one_port_and_a_port_already_taken_is_refused() {
-        let listeners = super::Listeners::bind("127.0.0.1:0".parse().unwrap(), 3).await.unwrap();
-        let addr = listeners.first.local_addr().unwrap();
-        assert_eq!(listeners.more.len(), 2);
-        assert!(listeners.more.iter().all(|l| l.local_addr().unwrap() == addr));
-        let taken = super::Listeners::bind(addr, 2).await.err().expect("the port is in use");
-        assert_eq!(taken.kind(), std::io::ErrorKind::AddrInUse);
+    #[test]
+    fn a_new_connection_goes_to_the_thread_with_fewest_open_and_among_equals_to_the_next_in_turn() {
+        let loads = super::Loads::new(3);
+        let mut turn = 0;
+        let mut give = || {
+            let to = loads.least_loaded(turn);
+            turn = to + 1;
+            loads.opened(to);
+            to
+        };
+        let given: Vec<usize> = (0..6).map(|_| give()).collect();
+        assert_eq!(given, [0, 1, 2, 0, 1, 2]);
+        // Two of thread 1's connections close: it takes the next two.
+        loads.closed(1);
+        loads.closed(1);
+        assert_eq!([give(), give(), give()], [1, 1, 2]);
     }
 
     #[test]

@@ -122,14 +122,14 @@ async fn serve(config_path: Option<PathBuf>, listen: Option<std::net::SocketAddr
         config.server.listen = listen;
     }
     let threads = switchyard::app::serving_threads(&config.server);
-    let listeners = match switchyard::app::Listeners::bind(config.server.listen, threads).await {
+    let listener = match tokio::net::TcpListener::bind(config.server.listen).await {
         Ok(l) => l,
         Err(e) => {
             eprintln!("error: cannot listen on {}: {e}", config.server.listen);
             return ExitCode::FAILURE;
         }
     };
-    let running = match switchyard::app::start_serving(config, listeners, config_path).await {
+    let running = match switchyard::app::start_serving(config, listener, threads, config_path).await {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");

@@ -73,7 +73,7 @@ async fn an_edited_config_file_is_picked_up_and_a_broken_one_is_refused() {
     let path = dir.path().join("switchyard.toml");
     std::fs::write(&path, config(&upstream, "first", "").replace("{LEDGER}", &ledger)).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let running = switchyard::app::start_serving(Config::load(&path).unwrap(), switchyard::app::Listeners::one(listener), Some(path.clone())).await.unwrap();
+    let running = switchyard::app::start_serving(Config::load(&path).unwrap(), listener, 1, Some(path.clone())).await.unwrap();
     let url = format!("http://{}", running.addr);
     assert_eq!(route_ids(&url).await, ["first"]);
 
@@ -130,10 +130,22 @@ async fn the_admin_api_does_not_exist_without_a_token() {
 
 /// `switchyard serve --config PATH` as a process of its own on a free port, with
 /// `RUST_LOG=warn` and whatever `customize` adds; started once it answers `/healthz`.
+/// Killed when dropped before [`ServedProcess::exits_cleanly`], so a failing test leaves
+/// no gateway behind.
 #[cfg(unix)]
 struct ServedProcess {
-    child: std::process::Child,
+    child: Option<std::process::Child>,
     url: String,
+}
+
+#[cfg(unix)]
+impl Drop for ServedProcess {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
 
 #[cfg(unix)]
@@ -150,17 +162,22 @@ impl ServedProcess {
             assert!(Instant::now() < deadline, "gateway did not start");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        ServedProcess { child, url }
+        ServedProcess { child: Some(child), url }
     }
 
     /// Sends SIGTERM, as an orchestrator stopping the gateway does.
+    fn id(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
     fn terminate(&self) {
-        let status = std::process::Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        let status = std::process::Command::new("kill").args(["-TERM", &self.id().to_string()]).status().unwrap();
         assert!(status.success());
     }
 
     async fn exits_cleanly(mut self) {
-        let exit = tokio::task::spawn_blocking(move || self.child.wait()).await.unwrap().unwrap();
+        let mut child = self.child.take().expect("running");
+        let exit = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
         assert!(exit.success(), "{exit:?}");
     }
 }
@@ -174,8 +191,67 @@ async fn sigterm_drains_an_in_flight_stream_and_flushes_the_ledger() {
 #[cfg(unix)]
 #[tokio::test]
 async fn with_four_serving_threads_sigterm_drains_the_streams_of_every_thread_and_bills_each_once() {
-    // Sixteen connections: the kernel spreads them over the four listening sockets.
+    // Sixteen connections, four on each thread.
     sigterm_drains_streams(Some(4), 16).await;
+}
+
+/// Open client connections per serving thread, from `/metrics` (scraped on a connection
+/// of its own, which counts too).
+async fn connections_per_thread(url: &str) -> Vec<u64> {
+    let text = reqwest::Client::new().get(format!("{url}/metrics")).send().await.unwrap().text().await.unwrap();
+    let mut counts: Vec<(String, u64)> = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("switchyard_client_connections{thread=\""))
+        .map(|rest| {
+            let (thread, value) = rest.split_once("\"} ").unwrap();
+            (thread.to_owned(), value.parse::<f64>().unwrap() as u64)
+        })
+        .collect();
+    counts.sort();
+    counts.into_iter().map(|(_, open)| open).collect()
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn with_four_serving_threads_new_connections_are_shared_out_evenly_and_each_is_served() {
+    let upstream = MockUpstream::start().await;
+    upstream.set_default(Reply::json(200, completion("m", "hi", (1, 1))));
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = format!("sqlite://{}", dir.path().join("ledger.db").display());
+    let path = dir.path().join("c.toml");
+    std::fs::write(&path, "[server]\nthreads = 4\n".to_owned() + &config(&upstream, "chat", "").replace("{LEDGER}", &ledger)).unwrap();
+    let gateway = ServedProcess::start(&path, |_| {}).await;
+
+    // Eight clients of one connection each, kept open: every one is answered, whichever
+    // thread it was given to.
+    let body = json!({"model": "chat", "messages": [{"role": "user", "content": "x"}]});
+    let mut clients = Vec::new();
+    for _ in 0..8 {
+        let own_connection = reqwest::Client::new();
+        let response = own_connection.post(format!("{}/v1/chat/completions", gateway.url)).header("content-type", "application/json").body(body.to_string()).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(read_json(response).await["choices"][0]["message"]["content"], "hi");
+        clients.push(own_connection);
+    }
+    let open = connections_per_thread(&gateway.url).await;
+    assert_eq!(open.len(), 4, "one gauge per serving thread: {open:?}");
+    // The eight, the scrape's own and the start-up probe's, if its client still keeps it.
+    assert!(open.iter().sum::<u64>() >= 9, "{open:?}");
+    assert!(open.iter().max().unwrap() - open.iter().min().unwrap() <= 1, "shared out evenly: {open:?}");
+
+    // Closed connections are counted out.
+    drop(clients);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let open = connections_per_thread(&gateway.url).await;
+        if open.iter().sum::<u64>() <= 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "closed connections still counted: {open:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    gateway.terminate();
+    gateway.exits_cleanly().await;
 }
 
 /// Starts `switchyard serve` (with `threads` serving threads, or the default), opens
@@ -194,7 +270,7 @@ async fn sigterm_drains_streams(threads: Option<usize>, streams: usize) {
     let gateway = ServedProcess::start(&path, |_| {}).await;
     #[cfg(target_os = "linux")]
     if let Some(threads) = threads {
-        let named: Vec<String> = std::fs::read_dir(format!("/proc/{}/task", gateway.child.id()))
+        let named: Vec<String> = std::fs::read_dir(format!("/proc/{}/task", gateway.id()))
             .unwrap()
             .map(|task| std::fs::read_to_string(task.unwrap().path().join("comm")).unwrap().trim().to_owned())
             .filter(|name| name.starts_with("switchyard-serv"))

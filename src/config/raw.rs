@@ -64,7 +64,7 @@ pub struct RawServer {
     /// keep-alive connections left idle that long).
     #[serde(default, with = "humantime_serde")]
     pub header_timeout: Option<Duration>,
-    /// Threads that serve requests, each with a listening socket of its own.
+    /// Threads that serve requests, each with a single-threaded runtime of its own.
     pub threads: Option<usize>,
 }
 
