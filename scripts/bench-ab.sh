@@ -11,7 +11,9 @@
 #   git worktree add /tmp/old COMMIT && (cd /tmp/old && cargo build --release --bin switchyard)
 # Needs wrk, nginx and a release build of examples/bench_upstream. Knobs: BENCH_ROUNDS=4
 # (even, so each build runs second and third equally often),
-# BENCH_DURATION=10 (seconds per measured run, after a 3 s warm-up), BENCH_PORT_BASE=19400.
+# BENCH_DURATION=10 (seconds per measured run, after a 3 s warm-up), BENCH_PORT_BASE=19400,
+# BENCH_PIN=0 (no pinning: everything shares every CPU, the gateways serve with a thread
+# per CPU and nginx with a worker per CPU, as `BENCH_PIN=0 bash scripts/bench.sh` runs them).
 # Prints, per run, requests per second and the proxy's CPU (user + kernel) per request.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,8 +40,17 @@ cleanup() {
 trap cleanup EXIT
 PRIO=()
 [ "$(id -u)" = 0 ] && PRIO=(nice -n -10)
+if [ "${BENCH_PIN:-1}" = 1 ]; then
+    LOAD=("${PRIO[@]}" taskset -c 0)
+    PROXY=("${PRIO[@]}" taskset -c 1)
+    NGINX_WORKERS=1
+else
+    LOAD=("${PRIO[@]}")
+    PROXY=("${PRIO[@]}")
+    NGINX_WORKERS=$(nproc)
+fi
 
-"${PRIO[@]}" taskset -c 0 "$MOCK" --listen "127.0.0.1:$((PORT_BASE + 1))" >"$WORK/mock.log" 2>&1 &
+"${LOAD[@]}" "$MOCK" --listen "127.0.0.1:$((PORT_BASE + 1))" >"$WORK/mock.log" 2>&1 &
 PIDS+=($!)
 gateway() { # name binary port
     cat >"$WORK/$1.toml" <<TOML
@@ -54,7 +65,7 @@ catalog = "openai"
 [routes.bench]
 targets = [{ provider = "mock", model = "gpt-4.1-mini" }]
 TOML
-    RUST_LOG=warn "${PRIO[@]}" taskset -c 1 "$2" serve --config "$WORK/$1.toml" >"$WORK/$1.log" 2>&1 &
+    RUST_LOG=warn "${PROXY[@]}" "$2" serve --config "$WORK/$1.toml" >"$WORK/$1.log" 2>&1 &
     PIDS+=($!)
 }
 gateway old "$OLD" $((PORT_BASE + 3))
@@ -63,7 +74,7 @@ gateway new "$NEW" $((PORT_BASE + 4))
 NEW_PID=${PIDS[-1]}
 mkdir -p "$WORK/nginx"
 cat >"$WORK/nginx/nginx.conf" <<CONF
-daemon off; master_process on; worker_processes 1; pid $WORK/nginx/nginx.pid; error_log $WORK/nginx/error.log warn;
+daemon off; master_process on; worker_processes $NGINX_WORKERS; pid $WORK/nginx/nginx.pid; error_log $WORK/nginx/error.log warn;
 events { worker_connections 4096; }
 http {
     access_log off; client_body_temp_path $WORK/nginx/body; proxy_temp_path $WORK/nginx/proxy;
@@ -73,7 +84,7 @@ http {
     server { listen 127.0.0.1:$((PORT_BASE + 2)); location / { proxy_pass http://mock; proxy_http_version 1.1; proxy_set_header Connection ""; } }
 }
 CONF
-"${PRIO[@]}" taskset -c 1 "$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log" >/dev/null 2>&1 &
+"${PROXY[@]}" "$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log" >/dev/null 2>&1 &
 NGINX_PID=$!
 PIDS+=("$NGINX_PID")
 for port in $((PORT_BASE + 3)) $((PORT_BASE + 4)); do
@@ -94,9 +105,9 @@ ticks() {
 HZ=$(getconf CLK_TCK)
 run() { # name port pid
     local url="http://127.0.0.1:$2/v1/chat/completions" before after requests
-    "${PRIO[@]}" taskset -c 0 wrk -t2 -c32 -d3s -s "$WORK/post.lua" "$url" >/dev/null
+    "${LOAD[@]}" wrk -t2 -c32 -d3s -s "$WORK/post.lua" "$url" >/dev/null
     before=$(ticks "$3")
-    requests=$("${PRIO[@]}" taskset -c 0 wrk -t2 -c32 -d"${DURATION}s" -s "$WORK/post.lua" "$url" | awk '/requests in/ { print $1 }')
+    requests=$("${LOAD[@]}" wrk -t2 -c32 -d"${DURATION}s" -s "$WORK/post.lua" "$url" | awk '/requests in/ { print $1 }')
     after=$(ticks "$3")
     awk -v n="$requests" -v t=$((after - before)) -v hz="$HZ" -v d="$DURATION" -v name="$1" \
         'BEGIN { printf "%-6s %8.0f req/s  %5.1f us CPU/request\n", name, n / d, t / hz * 1e6 / n }'
