@@ -31,6 +31,22 @@ targets = [{{ provider = "up", model = "m" }}]
     )
 }
 
+/// A temporary directory with a SQLite ledger and a config file of `text`, its
+/// `{LEDGER}` replaced by the ledger's URL.
+struct ConfigDir {
+    dir: tempfile::TempDir,
+    ledger: String,
+    path: std::path::PathBuf,
+}
+
+fn config_dir(text: &str) -> ConfigDir {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = format!("sqlite://{}", dir.path().join("ledger.db").display());
+    let path = dir.path().join("switchyard.toml");
+    std::fs::write(&path, text.replace("{LEDGER}", &ledger)).unwrap();
+    ConfigDir { dir, ledger, path }
+}
+
 fn parse(text: &str, ledger_url: &str) -> Config {
     Config::from_toml(&text.replace("{LEDGER}", ledger_url), &|_| None).unwrap()
 }
@@ -68,10 +84,7 @@ async fn a_reload_swaps_routes_without_dropping_an_in_flight_stream() {
 async fn an_edited_config_file_is_picked_up_and_a_broken_one_is_refused() {
     let upstream = MockUpstream::start().await;
     upstream.set_default(Reply::json(200, completion("m", "ok", (1, 1))));
-    let dir = tempfile::tempdir().unwrap();
-    let ledger = format!("sqlite://{}", dir.path().join("ledger.db").display());
-    let path = dir.path().join("switchyard.toml");
-    std::fs::write(&path, config(&upstream, "first", "").replace("{LEDGER}", &ledger)).unwrap();
+    let ConfigDir { dir: _dir, ledger, path } = config_dir(&config(&upstream, "first", ""));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let running = switchyard::app::start_serving(Config::load(&path).unwrap(), listener, 1, Some(path.clone())).await.unwrap();
     let url = format!("http://{}", running.addr);
@@ -216,10 +229,7 @@ async fn connections_per_thread(url: &str) -> Vec<u64> {
 async fn with_four_serving_threads_new_connections_are_shared_out_evenly_and_each_is_served() {
     let upstream = MockUpstream::start().await;
     upstream.set_default(Reply::json(200, completion("m", "hi", (1, 1))));
-    let dir = tempfile::tempdir().unwrap();
-    let ledger = format!("sqlite://{}", dir.path().join("ledger.db").display());
-    let path = dir.path().join("c.toml");
-    std::fs::write(&path, "[server]\nthreads = 4\n".to_owned() + &config(&upstream, "chat", "").replace("{LEDGER}", &ledger)).unwrap();
+    let ConfigDir { dir: _dir, path, .. } = config_dir(&("[server]\nthreads = 4\n".to_owned() + &config(&upstream, "chat", "")));
     let gateway = ServedProcess::start(&path, |_| {}).await;
 
     // Eight clients of one connection each, kept open: every one is answered, whichever
@@ -262,11 +272,8 @@ async fn with_four_serving_threads_new_connections_are_shared_out_evenly_and_eac
 async fn sigterm_drains_streams(threads: Option<usize>, streams: usize) {
     let upstream = MockUpstream::start().await;
     upstream.set_default(Reply::sse(text_chunks("m", &["one ", "two ", "three"], Some((3, 3)))).with_gap(Duration::from_millis(300)));
-    let dir = tempfile::tempdir().unwrap();
-    let ledger = format!("sqlite://{}", dir.path().join("ledger.db").display());
-    let path = dir.path().join("c.toml");
     let server = threads.map_or(String::new(), |n| format!("[server]\nthreads = {n}\n"));
-    std::fs::write(&path, server + &config(&upstream, "chat", "").replace("{LEDGER}", &ledger)).unwrap();
+    let ConfigDir { dir: _dir, ledger, path } = config_dir(&(server + &config(&upstream, "chat", "")));
     let gateway = ServedProcess::start(&path, |_| {}).await;
     #[cfg(target_os = "linux")]
     if let Some(threads) = threads {
@@ -332,11 +339,7 @@ async fn a_stream_still_running_when_the_drain_time_is_up_ends_with_an_error_and
 async fn a_failed_requests_log_line_names_the_ledger_entry_its_reply_names_and_never_the_key() {
     let upstream = MockUpstream::start().await;
     upstream.set_default(Reply::openai_error(500, "server_error", "down"));
-    let dir = tempfile::tempdir().unwrap();
-    let ledger = format!("sqlite://{}", dir.path().join("ledger.db").display());
-    let path = dir.path().join("c.toml");
-    let text = config(&upstream, "chat", "retries = 0").replace("{LEDGER}", &ledger).replace("base_url =", "api_key = \"${UP_KEY}\"\nbase_url =");
-    std::fs::write(&path, text).unwrap();
+    let ConfigDir { dir, ledger, path } = config_dir(&config(&upstream, "chat", "retries = 0").replace("base_url =", "api_key = \"${UP_KEY}\"\nbase_url ="));
     // The gateway logs to standard output.
     let log_path = dir.path().join("stdout.log");
     let gateway = ServedProcess::start(&path, |command| {
