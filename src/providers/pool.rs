@@ -529,14 +529,15 @@ mod tests {
     #[tokio::test]
     async fn an_http2_connection_whose_network_goes_dark_is_closed_once_a_ping_goes_unanswered_and_is_no_longer_lent() {
         let served = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let pings = Pings { after_quiet: Duration::from_millis(50), answer_within: Duration::from_millis(50) };
+        // Short, but with room for a busy test machine to be late answering a ping.
+        let pings = Pings { after_quiet: Duration::from_millis(100), answer_within: Duration::from_millis(500) };
         let (connection, _server, dark) = http2_connection_over(served.clone(), pings).await;
         let pool = Arc::new(Pool::default());
         let key = Key::of(&"https://api.test/v1/chat/completions".parse().unwrap()).unwrap();
         pool.opened(&key, &connection);
 
         // Answered pings keep a quiet connection: several intervals later it still serves.
-        tokio::time::sleep(Duration::from_millis(400)).await;
+        tokio::time::sleep(Duration::from_millis(800)).await;
         let mut kept = pool.checkout(&key).await.expect("a connection whose pings are answered is kept");
         assert_eq!(kept.send(request()).await.unwrap().status(), http::StatusCode::OK);
 
