@@ -249,12 +249,13 @@ async fn with_four_serving_threads_new_connections_are_shared_out_evenly_and_eac
     assert!(open.iter().sum::<u64>() >= 9, "{open:?}");
     assert!(open.iter().max().unwrap() - open.iter().min().unwrap() <= 1, "shared out evenly: {open:?}");
 
-    // Closed connections are counted out.
+    // Closed connections are counted out: left are the scrape's own, perhaps the one
+    // before it (still closing) and the start-up probe's.
     drop(clients);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let open = connections_per_thread(&gateway.url).await;
-        if open.iter().sum::<u64>() <= 2 {
+        if open.iter().sum::<u64>() <= 3 {
             break;
         }
         assert!(Instant::now() < deadline, "closed connections still counted: {open:?}");
