@@ -96,17 +96,17 @@ impl Loads {
 
 /// Where a serving thread's connections come from.
 enum Incoming {
-    /// The listening socket, on the first thread, with a hand-over queue to each other
-    /// thread (thread `i` is `others[i - 1]`).
+    /// The listening socket, on thread 0, with a hand-over queue to each other thread
+    /// (thread `i` is `others[i - 1]`).
     Listener { listener: TcpListener, others: Vec<mpsc::UnboundedSender<std::net::TcpStream>>, turn: usize },
     /// Connections the first thread handed over.
     HandedOver(mpsc::UnboundedReceiver<std::net::TcpStream>),
 }
 
 impl Incoming {
-    /// The next connection this thread (`loads`' thread `thread`) serves, already
-    /// counted as open; `None` once no more will come. Cancel-safe: a connection
-    /// accepted is handed over or returned before the next await.
+    /// The next connection this thread (`loads`' thread `thread`: 0 for the listener)
+    /// serves, already counted as open; `None` once no more will come. Cancel-safe: a
+    /// connection accepted is handed over or returned before the next await.
     async fn next(&mut self, thread: usize, loads: &Loads) -> Option<TcpStream> {
         match self {
             Incoming::Listener { listener, others, turn } => loop {
@@ -120,7 +120,7 @@ impl Incoming {
                 let to = loads.least_loaded(*turn);
                 *turn = to + 1;
                 loads.opened(to);
-                if to == thread {
+                if to == 0 {
                     return Some(connection);
                 }
                 // A thread that stopped already takes nothing: the connection is closed.
@@ -239,7 +239,7 @@ pub async fn start_serving(config: Config, listener: TcpListener, threads: usize
     let server_threads = threads.max(1);
     let loads = Loads::new(server_threads);
     let mut others = Vec::with_capacity(server_threads - 1);
-    let threads = (1..server_threads)
+    let more_threads = (1..server_threads)
         .map(|index| {
             let (handover, queue) = mpsc::unbounded_channel();
             others.push(handover);
@@ -256,7 +256,7 @@ pub async fn start_serving(config: Config, listener: TcpListener, threads: usize
             let served = here.await;
             // The other threads stop accepting at the same signal and drain their own
             // connections; the server has stopped when all of them have.
-            for thread in threads {
+            for thread in more_threads {
                 match tokio::task::spawn_blocking(move || thread.join()).await {
                     Ok(Ok(Ok(()))) => {}
                     Ok(Ok(Err(error))) => tracing::error!(%error, "a serving thread failed"),

@@ -178,11 +178,11 @@ impl ServedProcess {
         ServedProcess { child: Some(child), url }
     }
 
-    /// Sends SIGTERM, as an orchestrator stopping the gateway does.
     fn id(&self) -> u32 {
         self.child.as_ref().expect("running").id()
     }
 
+    /// Sends SIGTERM, as an orchestrator stopping the gateway does.
     fn terminate(&self) {
         let status = std::process::Command::new("kill").args(["-TERM", &self.id().to_string()]).status().unwrap();
         assert!(status.success());
@@ -204,7 +204,7 @@ async fn sigterm_drains_an_in_flight_stream_and_flushes_the_ledger() {
 #[cfg(unix)]
 #[tokio::test]
 async fn with_four_serving_threads_sigterm_drains_the_streams_of_every_thread_and_bills_each_once() {
-    // Sixteen connections, four on each thread.
+    // Sixteen connections, shared out over the four threads.
     sigterm_drains_streams(Some(4), 16).await;
 }
 
