@@ -439,7 +439,6 @@ impl FrontDoors {
         &self,
         request: http::Request<hyper::body::Incoming>,
     ) -> futures_util::future::Either<DirectFuture, <Router as tower::Service<axum::extract::Request>>::Future> {
-        use futures_util::FutureExt;
         use tower::Service;
         match Self::chat_dialect(&request).filter(|_| self.direct) {
             Some(dialect) => {
@@ -448,8 +447,7 @@ impl FrontDoors {
                 let state = self.state.clone();
                 futures_util::future::Either::Left(Box::pin(async move {
                     let (parts, body) = request.into_parts();
-                    let handled = std::panic::AssertUnwindSafe(front_door(&state, dialect, &parts.headers, body)).catch_unwind().await;
-                    Ok(handled.unwrap_or_else(|_| internal_error_response()))
+                    Ok(front_door(&state, dialect, &parts.headers, body).await)
                 }))
             }
             None => futures_util::future::Either::Right(self.router.clone().call(request.map(Body::new))),
@@ -457,10 +455,18 @@ impl FrontDoors {
     }
 }
 
-/// What a client sees when a handler panicked (the panic itself is logged by the hook).
-fn internal_error_response() -> Response {
+/// What a client of `dialect` sees when its handler panicked (the panic itself is logged
+/// by the hook): a 500 in the dialect's own error shape.
+fn internal_error_response(dialect: Dialect) -> Response {
     let error = ApiError::new(500, ErrorCategory::Internal, "The gateway hit an internal error.");
-    error_response(Dialect::OpenAiChat, &error)
+    error_response(dialect, &error)
+}
+
+/// Runs a handler of `dialect`, answering a panic as [`internal_error_response`] does.
+/// The router's panic layer answers for the routes that are not a dialect's.
+async fn answer_panics(dialect: Dialect, handler: impl std::future::Future<Output = Response>) -> Response {
+    use futures_util::FutureExt;
+    std::panic::AssertUnwindSafe(handler).catch_unwind().await.unwrap_or_else(|_| internal_error_response(dialect))
 }
 
 /// Whether the HTTP trace layer's debug events are enabled (RUST_LOG).
@@ -479,7 +485,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics))
         .route("/admin/api/health", get(admin_health))
         .route("/admin/api/reload", post(admin_reload))
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| internal_error_response()));
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| internal_error_response(Dialect::OpenAiChat)));
     // A span and two events per request cost CPU even when no one reads them, so the
     // HTTP trace layer is there only when its debug events are enabled (RUST_LOG).
     let router = if http_tracing_enabled() {
@@ -504,7 +510,16 @@ async fn messages(State(state): State<Arc<AppState>>, request: axum::extract::Re
 }
 
 /// One front door: authenticate, read, decode in `dialect`, run the pipeline, encode.
+/// Whatever happens, even a panic, the client is answered in its own dialect.
 async fn front_door<B>(state: &AppState, dialect: Dialect, headers: &HeaderMap, body: B) -> Response
+where
+    B: http_body::Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
+    answer_panics(dialect, serve_front_door(state, dialect, headers, body)).await
+}
+
+async fn serve_front_door<B>(state: &AppState, dialect: Dialect, headers: &HeaderMap, body: B) -> Response
 where
     B: http_body::Body<Data = Bytes> + Unpin,
     B::Error: std::fmt::Display,
@@ -611,18 +626,22 @@ fn encode_reply(dialect: Dialect, reply: Reply, include_usage: bool) -> Response
 /// for any route, without calling an upstream.
 async fn count_tokens(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
     let dialect = Dialect::AnthropicMessages;
+    let counting = async {
+        let counted = count_input_tokens(&state, &headers, body).await;
+        counted.unwrap_or_else(|e| error_response(dialect, &e.to_api_error()))
+    };
+    answer_panics(dialect, counting).await
+}
+
+async fn count_input_tokens(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Response, GatewayError> {
     let gateway = state.gateway.load_full();
-    let result = async {
-        authenticate(&gateway.config.keys, &headers)?;
-        check_anthropic_version(&headers)?;
-        let bytes = read_body(body, &headers, gateway.config.server.max_body_bytes).await?;
-        let decoded = anthropic_messages::decode_count_tokens_request(&bytes).map_err(GatewayError::BadRequest)?;
-        gateway.route(&decoded.model)?;
-        let input_tokens = crate::pipeline::tokens::estimate_input_tokens(&decoded);
-        Ok::<_, GatewayError>(axum::Json(anthropic_messages::AnthropicCountTokensResponse { input_tokens }).into_response())
-    }
-    .await;
-    result.unwrap_or_else(|e| error_response(dialect, &e.to_api_error()))
+    authenticate(&gateway.config.keys, headers)?;
+    check_anthropic_version(headers)?;
+    let bytes = read_body(body, headers, gateway.config.server.max_body_bytes).await?;
+    let decoded = anthropic_messages::decode_count_tokens_request(&bytes).map_err(GatewayError::BadRequest)?;
+    gateway.route(&decoded.model)?;
+    let input_tokens = crate::pipeline::tokens::estimate_input_tokens(&decoded);
+    Ok(axum::Json(anthropic_messages::AnthropicCountTokensResponse { input_tokens }).into_response())
 }
 
 const ATTEMPTS: HeaderName = HeaderName::from_static("x-switchyard-attempts");
@@ -914,6 +933,42 @@ mod tests {
         loads.closed(1);
         loads.closed(1);
         assert_eq!([give(), give(), give()], [1, 1, 2]);
+    }
+
+    /// A request body that panics when the front door reads it: a way to make a front
+    /// door panic with no hook in the code it tests.
+    struct PanickingBody;
+
+    impl http_body::Body for PanickingBody {
+        type Data = bytes::Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+            panic!("this body panics when read")
+        }
+    }
+
+    #[tokio::test]
+    async fn a_front_door_that_panics_answers_500_in_the_error_shape_of_the_dialect_its_client_spoke() {
+        let mut config = crate::config::Config::quickstart().unwrap();
+        config.ledger.url = "sqlite::memory:".to_owned();
+        let running = super::start(config, tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()).await.unwrap();
+        let openai = super::front_door(&running.state, super::Dialect::OpenAiChat, &Default::default(), PanickingBody).await;
+        let anthropic = super::front_door(&running.state, super::Dialect::AnthropicMessages, &Default::default(), PanickingBody).await;
+        let mut bodies = Vec::new();
+        for response in [openai, anthropic] {
+            assert_eq!(response.status(), 500);
+            let bytes = http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes();
+            bodies.push(serde_json::from_slice::<serde_json::Value>(&bytes).unwrap());
+        }
+        let message = "The gateway hit an internal error.";
+        assert_eq!(bodies[0]["error"]["type"], "server_error");
+        assert_eq!(bodies[0]["error"]["message"], message);
+        assert_eq!(bodies[1], serde_json::json!({"type": "error", "error": {"type": "api_error", "message": message}}));
+        running.shutdown().await;
     }
 
     #[test]
