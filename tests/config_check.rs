@@ -274,3 +274,10 @@ fn zero_serving_threads_are_refused() {
     let toml = format!("[server]\nthreads = 0\n{PROVIDERS}\n[routes.support]\ntargets = [{{ provider = \"openai\", model = \"gpt-4.1\" }}]\n");
     assert_eq!(errors(&toml), vec!["server.threads: must be at least 1 (leave it out for one thread per CPU)"]);
 }
+
+#[test]
+fn a_providers_answer_limit_below_one_kib_is_refused() {
+    let toml = format!("{PROVIDERS}\n[routes.support]\ntargets = [{{ provider = \"openai\", model = \"gpt-4.1\" }}]\n")
+        .replacen("[providers.openai]\n", "[providers.openai]\nmax_answer_bytes = 100\n", 1);
+    assert_eq!(errors(&toml), vec!["providers.openai.max_answer_bytes: must be at least 1024"]);
+}

@@ -241,3 +241,69 @@ async fn a_stream_cut_before_any_content_fails_over() {
     assert!(response.text().await.unwrap().contains(r#""content":"whole""#));
     gateway.shutdown().await;
 }
+
+/// `two_targets`, with the primary provider reading answers of at most 4 KiB.
+fn primary_capped_at_4_kib(primary: &MockUpstream, secondary: &MockUpstream) -> String {
+    let config = two_targets(primary, secondary, "retries = 1");
+    config.replacen("api_key = \"sk-primary-secret-key\"", "api_key = \"sk-primary-secret-key\"\nmax_answer_bytes = 4096", 1)
+}
+
+#[tokio::test]
+async fn an_answer_larger_than_the_providers_max_answer_bytes_fails_over_and_is_not_retried_in_place() {
+    let big = completion("model-a", &"x".repeat(10_000), (5, 3));
+    let body = serde_json::to_vec(&big).unwrap();
+    // Declared by content-length (refused before reading), then chunked with no length
+    // (refused once the bytes read pass the limit).
+    let mut chunked = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n".to_vec();
+    for piece in body.chunks(1000) {
+        chunked.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+        chunked.extend_from_slice(piece);
+        chunked.extend_from_slice(b"\r\n");
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    for failure in [Reply::json(200, big.clone()), Reply::RawBytes(chunked)] {
+        let (primary, secondary) = upstreams().await;
+        primary.set_default(failure);
+        let gateway = TestGateway::start(&primary_capped_at_4_kib(&primary, &secondary)).await;
+
+        let response = gateway.post_chat(&hello()).await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["x-switchyard-target"], "secondary/model-b");
+        assert_eq!(read_json(response).await["choices"][0]["message"]["content"], "from secondary");
+        assert_eq!(primary.request_count(), 1, "an answer too large is not asked for again");
+        gateway.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn with_every_answer_too_large_the_502_names_max_answer_bytes() {
+    let (primary, secondary) = upstreams().await;
+    primary.set_default(Reply::json(200, completion("model-a", &"x".repeat(10_000), (5, 3))));
+    let config = primary_capped_at_4_kib(&primary, &secondary).replace("{ provider = \"secondary\", model = \"model-b\" }", "");
+    let gateway = TestGateway::start(&config.replace("}, ]", "}]")).await;
+
+    let response = gateway.post_chat(&hello()).await;
+    assert_eq!(response.status(), 502);
+    let message = read_json(response).await["error"]["message"].as_str().unwrap().to_owned();
+    assert!(message.contains("#1 primary/model-a: ") && message.contains("larger than the provider's max_answer_bytes (4096 bytes)"), "{message}");
+    gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_stream_event_that_grows_past_max_answer_bytes_before_it_ends_fails_over() {
+    let (primary, secondary) = upstreams().await;
+    let huge = "x".repeat(10_000);
+    primary.set_default(Reply::sse(text_chunks("model-a", &[&huge], None)).trickled(1024, Duration::from_millis(1)));
+    secondary.set_default(Reply::sse(text_chunks("model-b", &["small"], None)));
+    let gateway = TestGateway::start(&primary_capped_at_4_kib(&primary, &secondary)).await;
+
+    let mut request = hello();
+    request["stream"] = json!(true);
+    let response = gateway.post_chat(&request).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-switchyard-target"], "secondary/model-b");
+    let text = response.text().await.unwrap();
+    assert!(text.contains(r#""content":"small""#) && !text.contains("xxxx"), "{text}");
+    assert_eq!(primary.request_count(), 1);
+    gateway.shutdown().await;
+}

@@ -87,6 +87,9 @@ pub struct ProviderConfig {
     pub ca_certificates: Arc<[rustls::pki_types::CertificateDer<'static>]>,
     pub breaker: BreakerPolicy,
     pub max_concurrency: Option<u32>,
+    /// The largest answer body, and the largest single stream event, the gateway reads
+    /// from this provider.
+    pub max_answer_bytes: usize,
 }
 
 /// When a target's circuit opens and how it recovers.

@@ -123,6 +123,9 @@ pub struct RawProvider {
     pub breaker: RawBreaker,
     /// Most requests in flight to each of this provider's targets at once.
     pub max_concurrency: Option<u32>,
+    /// The largest answer body, and the largest single stream event, read from this
+    /// provider; a larger one fails the attempt instead of filling memory.
+    pub max_answer_bytes: Option<usize>,
     /// `sim` only.
     #[serde(default)]
     pub sim: Option<RawSim>,

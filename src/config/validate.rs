@@ -17,6 +17,10 @@ use crate::ledger::{PriceRow, DEFAULT_BATCH_SIZE};
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 const DEFAULT_MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+/// Far above any chat answer (a 32k-token answer with 20 log-probabilities per token is
+/// about 40 MB; an image a model draws is a few), and a bound on what one upstream that
+/// misbehaves (a server streaming a file, an event that never ends) can make a request hold.
+const DEFAULT_MAX_ANSWER_BYTES: usize = 64 * 1024 * 1024;
 /// Long enough for any real client on a slow link; short enough that connections that
 /// send nothing (or a head a byte at a time, to hold a connection open) are let go.
 const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(30);
@@ -259,6 +263,10 @@ fn provider(name: &str, raw: &RawProvider, env: EnvLookup<'_>, problems: &mut Pr
     if raw.max_concurrency == Some(0) {
         problems.push(format!("{path}.max_concurrency"), "must be at least 1");
     }
+    let max_answer_bytes = raw.max_answer_bytes.unwrap_or(DEFAULT_MAX_ANSWER_BYTES);
+    if max_answer_bytes < 1024 {
+        problems.push(format!("{path}.max_answer_bytes"), "must be at least 1024");
+    }
     Some(ProviderConfig {
         name: name.to_owned(),
         topology: topology(&raw.topology, settings.kind()),
@@ -267,6 +275,7 @@ fn provider(name: &str, raw: &RawProvider, env: EnvLookup<'_>, problems: &mut Pr
         ca_certificates,
         breaker,
         max_concurrency: raw.max_concurrency,
+        max_answer_bytes,
         settings,
     })
 }

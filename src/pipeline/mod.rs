@@ -251,11 +251,14 @@ enum Established {
 impl Gateway {
     pub fn new(config: Arc<Config>, prices: Arc<PriceCatalog>, ledger: LedgerHandle, shared: Arc<Shared>) -> Gateway {
         // Each provider gets its own connection pool, so one slow upstream cannot starve
-        // another of connections, and its own connect timeout.
+        // another of connections, and its own connect timeout, trusted CAs and answer limit.
         let providers: BTreeMap<String, (Arc<ProviderConfig>, Arc<Provider>)> = config
             .providers
             .iter()
-            .map(|(name, p)| (name.clone(), (p.clone(), Provider::from_config(p, &HttpClient::new(p.connect_timeout).trusting(&p.ca_certificates)))))
+            .map(|(name, p)| {
+                let client = HttpClient::new(p.connect_timeout).trusting(&p.ca_certificates).limiting_answers_to(p.max_answer_bytes);
+                (name.clone(), (p.clone(), Provider::from_config(p, &client)))
+            })
             .collect();
         let route_slots = config
             .routes

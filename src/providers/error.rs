@@ -36,6 +36,9 @@ pub enum ErrorKind {
     NotFound,
     /// The answer could not be understood (bad JSON, unexpected shape).
     Protocol,
+    /// The answer, or one event of its stream, was larger than the provider's
+    /// `max_answer_bytes`; asked again, it would most likely be as large.
+    TooLarge,
     /// The request uses a feature this target cannot express.
     Unsupported,
     /// The gateway's own concurrency limit for the target was reached and no slot
@@ -64,6 +67,7 @@ impl ErrorKind {
             ErrorKind::Auth => "upstream_auth",
             ErrorKind::NotFound => "upstream_not_found",
             ErrorKind::Protocol => "protocol_error",
+            ErrorKind::TooLarge => "answer_too_large",
             ErrorKind::Unsupported => "unsupported_feature",
             ErrorKind::Saturated => "target_saturated",
             ErrorKind::Unavailable => "target_unavailable",
@@ -87,7 +91,8 @@ impl ErrorKind {
             | ErrorKind::RateLimited
             | ErrorKind::Saturated
             | ErrorKind::Unavailable
-            | ErrorKind::Protocol => Fault::Upstream,
+            | ErrorKind::Protocol
+            | ErrorKind::TooLarge => Fault::Upstream,
         }
     }
 

@@ -48,6 +48,8 @@ pub struct HttpClient {
     connector: Connector,
     pool: Arc<Pool>,
     proxies: Option<Arc<Matcher>>,
+    /// The most bytes of an answer read at once ([`HttpResponse::answer_limit`]).
+    answer_limit: usize,
 }
 
 impl std::fmt::Debug for HttpClient {
@@ -73,7 +75,13 @@ impl HttpClient {
         http.set_connect_timeout(Some(connect_timeout));
         let proxies = proxies.map(Arc::new);
         let connector = Connector::new(http, tls_config(), proxies.clone(), connect_timeout);
-        HttpClient { connector, pool: Arc::default(), proxies }
+        HttpClient { connector, pool: Arc::default(), proxies, answer_limit: usize::MAX }
+    }
+
+    /// The same client, refusing a whole answer, or one frame of a stream, larger than
+    /// `bytes` (a provider's `max_answer_bytes`).
+    pub fn limiting_answers_to(self, bytes: usize) -> Self {
+        HttpClient { answer_limit: bytes, ..self }
     }
 
     /// The same client, also trusting `certificates` (a provider's `ca_file`) as roots
@@ -106,7 +114,10 @@ impl HttpClient {
             };
             address(&mut request, &uri, &connection);
             match connection.send(request).await {
-                Ok(response) => return Ok(HttpResponse { response, lease: Lease::new(self.pool.clone(), key, connection) }),
+                Ok(response) => {
+                    let lease = Lease::new(self.pool.clone(), key, connection);
+                    return Ok(HttpResponse { response, lease, answer_limit: self.answer_limit });
+                }
                 Err(mut failed) => match failed.take_message() {
                     // Never written: the kept connection had closed. Another one takes it.
                     Some(unsent) if connection.reused => {
@@ -242,6 +253,7 @@ fn host_value(uri: &Uri) -> Option<HeaderValue> {
 pub struct HttpResponse {
     response: Response<Incoming>,
     lease: Lease,
+    answer_limit: usize,
 }
 
 impl std::fmt::Debug for HttpResponse {
@@ -259,23 +271,33 @@ impl HttpResponse {
         self.response.headers()
     }
 
-    /// Reads the whole body.
+    /// The most bytes of this answer the gateway holds at once: all of a whole body
+    /// ([`bytes`](Self::bytes)), one frame of a stream (`upstream::items`).
+    pub fn answer_limit(&self) -> usize {
+        self.answer_limit
+    }
+
+    /// Reads the whole body, refusing one larger than the [answer limit](Self::answer_limit)
+    /// as soon as its declared length, or the bytes read, say it is.
     pub async fn bytes(self) -> Result<Bytes, UpstreamError> {
-        let HttpResponse { response, mut lease } = self;
+        let HttpResponse { response, mut lease, answer_limit } = self;
         let declared = response.headers().get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
-        match crate::body::read_whole(response.into_body(), usize::MAX, declared).await {
+        if declared.is_some_and(|length| length > answer_limit) {
+            return Err(answer_too_large(answer_limit));
+        }
+        match crate::body::read_whole(response.into_body(), answer_limit, declared).await {
             Ok(bytes) => {
                 lease.release();
                 Ok(bytes)
             }
             Err(crate::body::ReadError::Body(error)) => Err(body_failed(&error)),
-            Err(crate::body::ReadError::TooLarge) => Err(UpstreamError::new(ErrorKind::Protocol, "the answer is larger than memory can hold")),
+            Err(crate::body::ReadError::TooLarge) => Err(answer_too_large(answer_limit)),
         }
     }
 
     /// The body's bytes as they arrive.
     pub fn into_stream(self) -> impl Stream<Item = Result<Bytes, UpstreamError>> + Send + 'static {
-        let HttpResponse { response, mut lease } = self;
+        let HttpResponse { response, mut lease, .. } = self;
         let mut data = BodyDataStream::new(response.into_body());
         futures_util::stream::poll_fn(move |cx| {
             let item = std::task::ready!(Pin::new(&mut data).poll_next(cx));
@@ -285,6 +307,11 @@ impl HttpResponse {
             Poll::Ready(item.map(|chunk| chunk.map_err(|error| body_failed(&error))))
         })
     }
+}
+
+/// The error for an answer, or a frame of one, larger than `limit` bytes.
+fn answer_too_large(limit: usize) -> UpstreamError {
+    UpstreamError::new(ErrorKind::TooLarge, format!("the answer is larger than the provider's max_answer_bytes ({limit} bytes)"))
 }
 
 /// The proxy rules of the environment, or `None` when it names no proxy.

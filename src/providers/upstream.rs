@@ -52,6 +52,8 @@ pub(super) trait Framing: Send + 'static {
     fn next_frame(&mut self) -> Result<Option<Self::Frame>, String>;
     /// Whether bytes of an unfinished frame are buffered: a body ending now was cut.
     fn has_partial(&self) -> bool;
+    /// How many bytes of unfinished frames are held, waiting for the rest.
+    fn buffered(&self) -> usize;
     /// The frame's payload as a passthrough client would receive it, or `None` for
     /// framings whose frames are never passed through.
     fn raw(frame: &Self::Frame) -> Option<String>;
@@ -80,6 +82,10 @@ impl Framing for SseFraming {
         self.decoder.has_partial()
     }
 
+    fn buffered(&self) -> usize {
+        self.decoder.buffered()
+    }
+
     fn raw(event: &SseEvent) -> Option<String> {
         Some(event.data.clone())
     }
@@ -102,6 +108,10 @@ impl Framing for EventstreamFraming {
 
     fn has_partial(&self) -> bool {
         self.0.has_partial()
+    }
+
+    fn buffered(&self) -> usize {
+        self.0.buffered()
     }
 
     /// Frames are binary, and no front door speaks an eventstream dialect.
@@ -144,6 +154,8 @@ struct State<F, D> {
     queue: VecDeque<Result<StreamItem, UpstreamError>>,
     passthrough: bool,
     provider: String,
+    /// The most bytes of unfinished frames held before the stream is failed.
+    limit: usize,
     ended: bool,
 }
 
@@ -154,6 +166,7 @@ where
     F: Framing,
     D: FrameDecode<Frame = F::Frame>,
 {
+    let limit = response.answer_limit();
     let state = State {
         body: response.into_stream().boxed(),
         framing,
@@ -161,6 +174,7 @@ where
         queue: VecDeque::new(),
         passthrough,
         provider: provider.to_owned(),
+        limit,
         ended: false,
     };
     futures_util::stream::unfold(state, |mut state| async move {
@@ -187,6 +201,7 @@ where
                 Some(Ok(bytes)) => {
                     self.framing.push(&bytes);
                     self.drain_frames();
+                    self.refuse_oversized_frame();
                 }
                 Some(Err(err)) => {
                     self.ended = true;
@@ -223,6 +238,15 @@ where
                 }
             }
             Err(e) => self.fail(e),
+        }
+    }
+
+    /// Fails the stream when the unfinished frame it holds has grown past the limit: an
+    /// upstream that never ends an event must not fill the gateway's memory.
+    fn refuse_oversized_frame(&mut self) {
+        if !self.ended && self.framing.buffered() > self.limit {
+            let message = format!("{}: a stream event is larger than the provider's max_answer_bytes ({} bytes)", self.provider, self.limit);
+            self.fail(UpstreamError::new(ErrorKind::TooLarge, message));
         }
     }
 

@@ -64,6 +64,11 @@ impl FrameDecoder {
     pub fn has_partial(&self) -> bool {
         !self.buffer.is_empty()
     }
+
+    /// How many bytes of unfinished frames are buffered.
+    pub fn buffered(&self) -> usize {
+        self.buffer.len()
+    }
 }
 
 /// What one eventstream message carries, by its `:message-type` header.
