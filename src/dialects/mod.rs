@@ -10,6 +10,7 @@ pub mod bedrock_converse;
 pub mod gemini;
 pub mod json;
 pub mod openai_chat;
+pub(crate) mod scan;
 pub mod sse;
 
 use bytes::BytesMut;
