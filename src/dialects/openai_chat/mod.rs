@@ -6,6 +6,7 @@
 
 mod error;
 mod request;
+mod request_scan;
 mod response;
 mod stream;
 mod summary;

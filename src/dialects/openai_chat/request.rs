@@ -7,8 +7,14 @@ use crate::canonical::*;
 
 /// Decodes a request body. Syntax errors name the line and column; shape errors name the
 /// field (`messages[1].content`), so a client can fix its request from the message alone.
+///
+/// The usual request is read by the hand-written reader in `request_scan.rs`; whatever it
+/// is not sure of goes to serde, so results and error messages are serde's either way.
 pub fn decode_request(body: &[u8]) -> Result<ChatRequest, ApiError> {
-    let wire: OpenAiChatRequest = crate::dialects::json::parse_request(body)?;
+    let wire = match super::request_scan::scan_request(body) {
+        Some(wire) => wire,
+        None => crate::dialects::json::parse_request::<OpenAiChatRequest>(body)?,
+    };
     ChatRequest::try_from(wire)
 }
 
