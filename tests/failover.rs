@@ -41,6 +41,10 @@ fn hello() -> Value {
     json!({"model": "chat", "messages": [{"role": "user", "content": "hello"}]})
 }
 
+fn hello_streamed() -> Value {
+    json!({"model": "chat", "messages": [{"role": "user", "content": "hello"}], "stream": true})
+}
+
 async fn upstreams() -> (MockUpstream, MockUpstream) {
     let primary = MockUpstream::start().await;
     let secondary = MockUpstream::start().await;
@@ -197,9 +201,7 @@ async fn a_stream_fails_over_before_its_first_byte() {
     secondary.set_default(Reply::sse(text_chunks("model-b", &["Hel", "lo"], Some((5, 2)))));
     let gateway = TestGateway::start(&two_targets(&primary, &secondary, "retries = 0")).await;
 
-    let mut request = hello();
-    request["stream"] = json!(true);
-    let response = gateway.post_chat(&request).await;
+    let response = gateway.post_chat(&hello_streamed()).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["x-switchyard-target"], "secondary/model-b");
     let text = response.text().await.unwrap();
@@ -215,10 +217,8 @@ async fn a_stream_with_no_first_token_in_time_fails_over() {
     secondary.set_default(Reply::sse(text_chunks("model-b", &["fast"], Some((5, 1)))));
     let gateway = TestGateway::start(&two_targets(&primary, &secondary, "retries = 2\nfirst_token_timeout = \"300ms\"")).await;
 
-    let mut request = hello();
-    request["stream"] = json!(true);
     let started = Instant::now();
-    let response = gateway.post_chat(&request).await;
+    let response = gateway.post_chat(&hello_streamed()).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["x-switchyard-attempts"], "2");
     assert!(response.text().await.unwrap().contains(r#""content":"fast""#));
@@ -234,9 +234,7 @@ async fn a_stream_cut_before_any_content_fails_over() {
     secondary.set_default(Reply::sse(text_chunks("model-b", &["whole"], None)));
     let gateway = TestGateway::start(&two_targets(&primary, &secondary, "retries = 0")).await;
 
-    let mut request = hello();
-    request["stream"] = json!(true);
-    let response = gateway.post_chat(&request).await;
+    let response = gateway.post_chat(&hello_streamed()).await;
     assert_eq!(response.status(), 200);
     assert!(response.text().await.unwrap().contains(r#""content":"whole""#));
     gateway.shutdown().await;
@@ -297,9 +295,7 @@ async fn a_stream_event_that_grows_past_max_answer_bytes_before_it_ends_fails_ov
     secondary.set_default(Reply::sse(text_chunks("model-b", &["small"], None)));
     let gateway = TestGateway::start(&primary_capped_at_4_kib(&primary, &secondary)).await;
 
-    let mut request = hello();
-    request["stream"] = json!(true);
-    let response = gateway.post_chat(&request).await;
+    let response = gateway.post_chat(&hello_streamed()).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["x-switchyard-target"], "secondary/model-b");
     let text = response.text().await.unwrap();
