@@ -2,7 +2,8 @@
 //!
 //! Handlers are thin: authenticate, read the body within its limit, decode with the
 //! dialect, hand the canonical request to the pipeline, encode the reply. Only generic
-//! HTTP concerns (panics, tracing) are tower layers.
+//! HTTP concerns (tracing, and panics outside the front doors, which answer their own in
+//! their dialect) are tower layers.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
