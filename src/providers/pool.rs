@@ -11,7 +11,9 @@
 //!
 //! * HTTP/1.1: one request at a time per connection. Idle connections are kept, most
 //!   recently used first, up to [`MAX_IDLE_PER_HOST`] per host and for at most
-//!   [`IDLE_TIMEOUT`]; older ones are closed as the pool is used.
+//!   [`IDLE_TIMEOUT`]: older ones are closed as the pool is used, and by a sweep a third
+//!   of the timeout apart while any are idle, so that a pool nothing uses any more does
+//!   not hold them until the upstream closes them (some servers never do).
 //! * HTTP/2 (when TLS negotiates it): one connection per host, shared by every request.
 //!   Once a host is known to speak it, requests that find no connection wait for the one
 //!   being opened instead of each opening their own (a burst at start-up, or after the
@@ -28,7 +30,8 @@
 //!   not a retry of the attempt.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
@@ -134,9 +137,20 @@ impl Connection {
 }
 
 /// Idle connections by host and thread.
-#[derive(Default)]
 pub(super) struct Pool {
     hosts: Mutex<Vec<Host>>,
+    /// How long an idle HTTP/1.1 connection is kept: [`IDLE_TIMEOUT`] but in tests.
+    idle_timeout: Duration,
+    /// Whether a task is sweeping out connections idle too long ([`sweep`]). Read and
+    /// written only under the `hosts` lock, so that a connection put back as the last
+    /// sweep ends is never left without one.
+    sweeping: AtomicBool,
+}
+
+impl Default for Pool {
+    fn default() -> Self {
+        Pool::keeping_idle_for(IDLE_TIMEOUT)
+    }
 }
 
 /// A host's connections kept for one thread.
@@ -160,6 +174,13 @@ impl Host {
 
     fn is(&self, key: &Key, thread: ThreadId) -> bool {
         self.thread == thread && self.key == *key
+    }
+
+    /// Closes the idle connections kept longer than `timeout` at `now`.
+    fn drop_stale(&mut self, now: Instant, timeout: Duration) {
+        while self.idle.front().is_some_and(|idle| now.duration_since(idle.since) > timeout) {
+            self.idle.pop_front();
+        }
     }
 
     /// The shared HTTP/2 connection, if it is still open (a closed one is forgotten).
@@ -223,6 +244,10 @@ struct Idle {
 }
 
 impl Pool {
+    fn keeping_idle_for(idle_timeout: Duration) -> Pool {
+        Pool { hosts: Mutex::default(), idle_timeout, sweeping: AtomicBool::new(false) }
+    }
+
     /// A kept connection to `key` that can take a request now, if there is one.
     pub(super) async fn checkout(&self, key: &Key) -> Option<Connection> {
         loop {
@@ -233,10 +258,7 @@ impl Pool {
                 if let Some(shared) = host.shared() {
                     return Some(shared);
                 }
-                let now = Instant::now();
-                while host.idle.front().is_some_and(|idle| now.duration_since(idle.since) > IDLE_TIMEOUT) {
-                    host.idle.pop_front();
-                }
+                host.drop_stale(Instant::now(), self.idle_timeout);
                 let idle = host.idle.pop_back()?;
                 (idle.sender, idle.proxied)
             };
@@ -298,8 +320,9 @@ impl Pool {
     }
 
     /// Keeps an HTTP/1.1 connection whose last answer has been read in full, for the next
-    /// request to `key`. (HTTP/2 connections are shared from the moment they open.)
-    fn put_back(&self, key: &Key, sender: http1::SendRequest<Body>, proxied: bool) {
+    /// request to `key`, and starts a [`sweep`] if none is running. (HTTP/2 connections
+    /// are shared from the moment they open.)
+    fn put_back(self: &Arc<Self>, key: &Key, sender: http1::SendRequest<Body>, proxied: bool) {
         if sender.is_closed() {
             return;
         }
@@ -309,10 +332,45 @@ impl Pool {
             host.idle.pop_front();
         }
         host.idle.push_back(Idle { sender, proxied, since: Instant::now() });
+        if !self.sweeping.load(Ordering::Relaxed) {
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                self.sweeping.store(true, Ordering::Relaxed);
+                runtime.spawn(sweep(Arc::downgrade(self)));
+            }
+        }
+    }
+
+    /// Closes every thread's idle connections kept longer than the idle timeout at `now`,
+    /// and answers whether any are still kept; when none are, the sweep ends.
+    fn trim(&self, now: Instant) -> bool {
+        let mut hosts = self.lock();
+        for host in hosts.iter_mut() {
+            host.drop_stale(now, self.idle_timeout);
+        }
+        let any_idle = hosts.iter().any(|host| !host.idle.is_empty());
+        if !any_idle {
+            self.sweeping.store(false, Ordering::Relaxed);
+        }
+        any_idle
     }
 
     fn lock(&self) -> MutexGuard<'_, Vec<Host>> {
         self.hosts.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Closes idle connections once they have been idle for the pool's idle timeout, whether
+/// or not a request comes to take one, a third of the timeout between looks (so each is
+/// closed within a third of the timeout after its time); ends when nothing is idle, or
+/// when the pool is dropped (a configuration reload makes new ones).
+async fn sweep(pool: Weak<Pool>) {
+    loop {
+        let Some(every) = pool.upgrade().map(|pool| pool.idle_timeout / 3) else { return };
+        tokio::time::sleep(every).await;
+        let Some(pool) = pool.upgrade() else { return };
+        if !pool.trim(Instant::now()) {
+            return;
+        }
     }
 }
 
@@ -445,8 +503,42 @@ mod tests {
         }
     }
 
+    /// An HTTP/1.1 connection to an in-memory server that answers `{}`; the returned task
+    /// ends when the client closes the connection.
+    async fn http1_connection() -> (Connection, tokio::task::JoinHandle<()>) {
+        let (client_io, server_io) = tokio::io::duplex(64 * 1024);
+        let server = tokio::spawn(async move {
+            let service = hyper::service::service_fn(|_request| async {
+                Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(Bytes::from_static(b"{}"))))
+            });
+            let _ = hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(server_io), service).await;
+        });
+        (Connection::start(hyper_util::rt::TokioIo::new(client_io), false, false, HTTP2_PINGS).await.unwrap(), server)
+    }
+
     fn request() -> http::Request<Body> {
         http::Request::post("https://api.test/v1/chat/completions").body(Full::new(Bytes::from_static(b"{}"))).unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_idle_http1_connection_is_closed_once_idle_too_long_even_when_no_request_comes_for_it() {
+        let pool = Arc::new(Pool::keeping_idle_for(Duration::from_secs(1)));
+        let key = Key::of(&"http://api.test/v1".parse().unwrap()).unwrap();
+        let (mut connection, server) = http1_connection().await;
+        let answer = connection.send(request()).await.unwrap();
+        http_body_util::BodyExt::collect(answer.into_body()).await.unwrap();
+        Lease::new(pool.clone(), key, connection).release();
+        let idle_since = Instant::now();
+        // Kept while it is young: the server still has it.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(!server.is_finished(), "closed after {:?} idle", idle_since.elapsed());
+        // Nothing uses the pool again, yet the connection is closed once its time is up.
+        tokio::time::timeout(Duration::from_secs(5), server).await.expect("the idle connection was never closed").unwrap();
+        // (Its idle time is counted from a moment before `idle_since`.)
+        assert!(idle_since.elapsed() >= Duration::from_millis(900), "closed after {:?}", idle_since.elapsed());
+        // With nothing left idle, the sweep has ended.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!pool.sweeping.load(Ordering::Relaxed));
     }
 
     #[tokio::test]
