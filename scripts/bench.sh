@@ -456,6 +456,11 @@ bare_added_p99_fix=$(( $(f bare-fixed p99_us) - $(f direct-fixed p99_us) ))
 cpu_us_per_req() { # run [field] -> CPU microseconds the proxy used per request ("null" for direct)
     case $1 in direct-*) echo null ;; *) calc %.1f "$(f "$1" "${2:-cpu_ticks}") * 1000000 / $CLK_TCK / ($(f "$1" requests) > 0 ? $(f "$1" requests) : 1)" ;; esac
 }
+# nginx's CPU per request over the gateway's, at saturation: the throughput ratio were
+# both proxies held back by their own CPU alone (informational; nginx at ~50k requests/s
+# is partly held back by the load side sharing the other CPU, which lifts the throughput
+# ratio above this one).
+cpu_ratio=$(calc %.3f "$(cpu_us_per_req nginx-saturate) / $(cpu_us_per_req gateway-saturate)")
 rss_mib=$(calc %.1f "$GW_RSS_KIB / 1024")
 hwm_mib=$(calc %.1f "$GW_HWM_KIB / 1024")
 idle_mib=$(calc %.1f "$GW_RSS_IDLE_KIB / 1024")
@@ -496,6 +501,7 @@ DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ)
     printf '%-44s %s\n' "bare hyper proxy added latency, fixed p50/p99" "${bare_added_p50_fix} / ${bare_added_p99_fix} us"
     printf '%-44s %s\n' "gateway throughput / nginx (saturation)" "$ratio   (target >= 0.70: $v_tput; the median of rounds $ratio_rounds)"
     printf '%-44s %s\n' "bare hyper proxy throughput / nginx" "$bare_ratio   (about the ceiling on these crates; rounds $bare_ratio_rounds)"
+    printf '%-44s %s\n' "nginx CPU per request / gateway's" "$cpu_ratio   (saturation; informational: the ratio by CPU alone)"
     printf '%-44s %s\n' "gateway RSS after $GW_MEM_REQUESTS requests" "$rss_mib MiB (peak $hwm_mib; idle before: $idle_mib)   (target <= 60 MiB: $v_rss)"
     printf '%-44s %s\n' "gateway RSS after $GW_REQUESTS requests" "$rss_end_mib MiB (peak $hwm_end_mib): $growth_mib MiB more per 100k requests"
     printf '%-44s %s\n' "nginx RSS (master + workers)" "$nginx_mib MiB"
@@ -524,6 +530,7 @@ cat >"$OUT_DIR/summary.json" <<EOF
   "throughput_ratio_gateway_over_nginx_by_round": [$(echo $ratio_rounds | tr ' ' ',')],
   "throughput_ratio_bare_proxy_over_nginx": $bare_ratio,
   "throughput_ratio_bare_proxy_over_nginx_by_round": [$(echo $bare_ratio_rounds | tr ' ' ',')],
+  "cpu_per_request_ratio_nginx_over_gateway": $cpu_ratio,
   "bare_proxy_added_latency_us": {"fixed_load": {"p50": $bare_added_p50_fix, "p99": $bare_added_p99_fix}},
   "gateway_memory": {"requests_served": $GW_MEM_REQUESTS, "rss_mib": $rss_mib, "peak_rss_mib": $hwm_mib, "idle_rss_mib": $idle_mib,
     "end": {"requests_served": $GW_REQUESTS, "rss_mib": $rss_end_mib, "peak_rss_mib": $hwm_end_mib, "growth_mib_per_100k_requests": $growth_mib}, "threads": $GW_THREADS},
