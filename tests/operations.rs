@@ -210,6 +210,7 @@ async fn with_four_serving_threads_sigterm_drains_the_streams_of_every_thread_an
 
 /// Open client connections per serving thread, from `/metrics` (scraped on a connection
 /// of its own, which counts too).
+#[cfg(unix)]
 async fn connections_per_thread(url: &str) -> Vec<u64> {
     let text = reqwest::Client::new().get(format!("{url}/metrics")).send().await.unwrap().text().await.unwrap();
     let mut counts: Vec<(String, u64)> = text

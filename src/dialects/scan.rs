@@ -523,7 +523,7 @@ fn literal_end(bytes: &[u8], at: usize, literal: &[u8]) -> Option<usize> {
 /// end of the text. Compact JSON has no whitespace between tokens, so a byte above the
 /// space is answered at once and the loop is left to [`whitespace_end`].
 #[inline(always)]
-pub(crate) fn token(bytes: &[u8], at: usize) -> Option<(u8, usize)> {
+fn token(bytes: &[u8], at: usize) -> Option<(u8, usize)> {
     let byte = *bytes.get(at)?;
     if byte > b' ' {
         return Some((byte, at));

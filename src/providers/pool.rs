@@ -30,7 +30,6 @@
 //!   not a retry of the attempt.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
@@ -138,13 +137,19 @@ impl Connection {
 
 /// Idle connections by host and thread.
 pub(super) struct Pool {
-    hosts: Mutex<Vec<Host>>,
+    kept: Mutex<Kept>,
     /// How long an idle HTTP/1.1 connection is kept: [`IDLE_TIMEOUT`] but in tests.
     idle_timeout: Duration,
-    /// Whether a task is sweeping out connections idle too long ([`sweep`]). Read and
-    /// written only under the `hosts` lock, so that a connection put back as the last
-    /// sweep ends is never left without one.
-    sweeping: AtomicBool,
+}
+
+/// What a pool keeps, under one lock.
+#[derive(Default)]
+struct Kept {
+    hosts: Vec<Host>,
+    /// Whether a task is sweeping out connections idle too long ([`sweep`]). Under the
+    /// same lock as the connections, so that one put back as the last sweep ends is
+    /// never left without one.
+    sweeping: bool,
 }
 
 impl Default for Pool {
@@ -223,8 +228,8 @@ pub(super) struct Opening {
 
 impl Drop for Opening {
     fn drop(&mut self) {
-        let mut hosts = self.pool.lock();
-        if let Some(host) = hosts.iter_mut().find(|h| h.is(&self.key, self.thread)) {
+        let mut kept = self.pool.lock();
+        if let Some(host) = kept.hosts.iter_mut().find(|h| h.is(&self.key, self.thread)) {
             // The connection was not opened, or is not HTTP/2 after all: the waiting
             // requests open their own rather than queue behind one another's attempts.
             if host.shared().is_none() {
@@ -245,16 +250,16 @@ struct Idle {
 
 impl Pool {
     fn keeping_idle_for(idle_timeout: Duration) -> Pool {
-        Pool { hosts: Mutex::default(), idle_timeout, sweeping: AtomicBool::new(false) }
+        Pool { kept: Mutex::default(), idle_timeout }
     }
 
     /// A kept connection to `key` that can take a request now, if there is one.
     pub(super) async fn checkout(&self, key: &Key) -> Option<Connection> {
         loop {
             let (sender, proxied) = {
-                let mut hosts = self.lock();
+                let mut kept = self.lock();
                 let thread = this_thread();
-                let host = hosts.iter_mut().find(|h| h.is(key, thread))?;
+                let host = kept.hosts.iter_mut().find(|h| h.is(key, thread))?;
                 if let Some(shared) = host.shared() {
                     return Some(shared);
                 }
@@ -277,8 +282,8 @@ impl Pool {
     pub(super) async fn turn(self: &Arc<Self>, key: &Key) -> Turn {
         loop {
             let notify = {
-                let mut hosts = self.lock();
-                let host = host(&mut hosts, key);
+                let mut kept = self.lock();
+                let host = kept.host(key);
                 if !host.speaks_http2 {
                     return Turn::Open(None);
                 }
@@ -311,8 +316,8 @@ impl Pool {
     /// Takes note of a connection just opened to `key`: an HTTP/2 one is shared from now
     /// on, before its first request, so requests waiting for it can go ahead.
     pub(super) fn opened(&self, key: &Key, connection: &Connection) {
-        let mut hosts = self.lock();
-        let host = host(&mut hosts, key);
+        let mut kept = self.lock();
+        let host = kept.host(key);
         host.speaks_http2 = !connection.is_http1();
         if let Sender::Http2(sender) = &connection.sender {
             host.share(sender, connection.proxied);
@@ -326,15 +331,15 @@ impl Pool {
         if sender.is_closed() {
             return;
         }
-        let mut hosts = self.lock();
-        let host = host(&mut hosts, key);
+        let mut kept = self.lock();
+        let host = kept.host(key);
         if host.idle.len() >= MAX_IDLE_PER_HOST {
             host.idle.pop_front();
         }
         host.idle.push_back(Idle { sender, proxied, since: Instant::now() });
-        if !self.sweeping.load(Ordering::Relaxed) {
+        if !kept.sweeping {
             if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                self.sweeping.store(true, Ordering::Relaxed);
+                kept.sweeping = true;
                 runtime.spawn(sweep(Arc::downgrade(self)));
             }
         }
@@ -343,19 +348,17 @@ impl Pool {
     /// Closes every thread's idle connections kept longer than the idle timeout at `now`,
     /// and answers whether any are still kept; when none are, the sweep ends.
     fn trim(&self, now: Instant) -> bool {
-        let mut hosts = self.lock();
-        for host in hosts.iter_mut() {
+        let mut kept = self.lock();
+        for host in &mut kept.hosts {
             host.drop_stale(now, self.idle_timeout);
         }
-        let any_idle = hosts.iter().any(|host| !host.idle.is_empty());
-        if !any_idle {
-            self.sweeping.store(false, Ordering::Relaxed);
-        }
+        let any_idle = kept.hosts.iter().any(|host| !host.idle.is_empty());
+        kept.sweeping = any_idle;
         any_idle
     }
 
-    fn lock(&self) -> MutexGuard<'_, Vec<Host>> {
-        self.hosts.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn lock(&self) -> MutexGuard<'_, Kept> {
+        self.kept.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -374,14 +377,16 @@ async fn sweep(pool: Weak<Pool>) {
     }
 }
 
-/// The entry of `key` for the calling thread, made on first use.
-fn host<'a>(hosts: &'a mut Vec<Host>, key: &Key) -> &'a mut Host {
-    let thread = this_thread();
-    match hosts.iter().position(|h| h.is(key, thread)) {
-        Some(index) => &mut hosts[index],
-        None => {
-            hosts.push(Host::new(key, thread));
-            hosts.last_mut().expect("pushed above")
+impl Kept {
+    /// The entry of `key` for the calling thread, made on first use.
+    fn host(&mut self, key: &Key) -> &mut Host {
+        let thread = this_thread();
+        match self.hosts.iter().position(|h| h.is(key, thread)) {
+            Some(index) => &mut self.hosts[index],
+            None => {
+                self.hosts.push(Host::new(key, thread));
+                self.hosts.last_mut().expect("pushed above")
+            }
         }
     }
 }
@@ -538,7 +543,7 @@ mod tests {
         assert!(idle_since.elapsed() >= Duration::from_millis(900), "closed after {:?}", idle_since.elapsed());
         // With nothing left idle, the sweep has ended.
         tokio::time::sleep(Duration::from_millis(200)).await;
-        assert!(!pool.sweeping.load(Ordering::Relaxed));
+        assert!(!pool.lock().sweeping);
     }
 
     #[tokio::test]
@@ -607,7 +612,7 @@ mod tests {
         pool.opened(&other, &third);
         let Turn::Ready(_) = pool.turn(&other).await else { panic!("a kept connection is used") };
         drop(third);
-        pool.lock().iter_mut().find(|h| h.key == other).unwrap().shared = None;
+        pool.lock().hosts.iter_mut().find(|h| h.key == other).unwrap().shared = None;
         let Turn::Open(Some(claim)) = pool.turn(&other).await else { panic!("claims the opening") };
         let waiting = tokio::spawn({
             let pool = pool.clone();

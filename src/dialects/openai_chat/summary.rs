@@ -15,7 +15,7 @@
 //! produce exactly the same values, and `None` whenever serde must decide.
 
 use super::wire::{OpenAiCompletionTokensDetails, OpenAiPromptTokensDetails, OpenAiUsage};
-use crate::dialects::scan::{set_once, token, value_end, Reader};
+use crate::dialects::scan::{set_once, value_end, Reader};
 
 /// What the gateway needs from an answer it passes through unchanged.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,25 +68,13 @@ impl<'a> Reader<'a> {
     /// `choices`: an array, each element skipped. An empty one gives `None`, so that
     /// serde's reading gives the error for it.
     fn choices(&mut self) -> Option<()> {
-        let bytes = self.bytes();
-        if bytes.get(self.at) != Some(&b'[') {
-            return None;
-        }
-        let (first, mut at) = token(bytes, self.at + 1)?;
-        if first == b']' {
-            return None;
-        }
-        loop {
-            let (separator, separator_at) = token(bytes, value_end(bytes, at, 2)?)?;
-            match separator {
-                b',' => at = token(bytes, separator_at + 1)?.1,
-                b']' => {
-                    self.at = separator_at + 1;
-                    return Some(());
-                }
-                _ => return None,
-            }
-        }
+        let mut any = false;
+        self.elements(|reader| {
+            reader.at = value_end(reader.bytes(), reader.at, 2)?;
+            any = true;
+            Some(())
+        })?;
+        any.then_some(())
     }
 
     /// `usage`: `null` (the outer `None` of the result's `Option`), or an object with the
